@@ -1,0 +1,26 @@
+include(CMakePackageConfigHelpers)
+
+install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/larder" DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+set(_larder_targets larder)
+if(TARGET larder_redis)
+  list(APPEND _larder_targets larder_redis)
+endif()
+install(TARGETS ${_larder_targets} EXPORT larderTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+install(EXPORT larderTargets NAMESPACE larder:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/larder)
+
+set(LARDER_WITH_REDIS OFF)
+if(TARGET larder_redis)
+  set(LARDER_WITH_REDIS ON)
+endif()
+configure_package_config_file("${PROJECT_SOURCE_DIR}/cmake/larderConfig.cmake.in"
+                              "${PROJECT_BINARY_DIR}/larderConfig.cmake"
+                              INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/larder)
+write_basic_package_version_file("${PROJECT_BINARY_DIR}/larderConfigVersion.cmake"
+                                 COMPATIBILITY SameMinorVersion)
+install(FILES "${PROJECT_BINARY_DIR}/larderConfig.cmake" "${PROJECT_BINARY_DIR}/larderConfigVersion.cmake"
+        DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/larder)
+
+configure_file("${PROJECT_SOURCE_DIR}/cmake/larder.pc.in" "${PROJECT_BINARY_DIR}/larder.pc" @ONLY)
+install(FILES "${PROJECT_BINARY_DIR}/larder.pc" DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -1,0 +1,702 @@
+// cached.hpp: larder::Cached, the front door: memoizes a slow per-entity function in one line.
+// Thread-safe: every member may be called concurrently. See docs/design.md for the call path.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <tuple>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
+
+#include "larder/clock.hpp"
+#include "larder/codec.hpp"
+#include "larder/detail/envelope.hpp"
+#include "larder/detail/fn_traits.hpp"
+#include "larder/detail/hash.hpp"
+#include "larder/detail/key_codec.hpp"
+#include "larder/detail/single_flight.hpp"
+#include "larder/detail/striped_counter.hpp"
+#include "larder/error.hpp"
+#include "larder/executor.hpp"
+#include "larder/key.hpp"
+#include "larder/memory_store.hpp"
+#include "larder/options.hpp"
+#include "larder/result.hpp"
+#include "larder/stats.hpp"
+#include "larder/store.hpp"
+
+namespace larder {
+
+namespace detail {
+
+/// Validates Options and the names; throws std::invalid_argument naming the field.
+inline void validate(const Options& o, std::string_view cls, std::string_view fn) {
+  auto bad = [](const std::string& what) {
+    throw std::invalid_argument("larder::Options: " + what);
+  };
+  using std::chrono::milliseconds;
+  if (o.ttl <= milliseconds{0}) bad(fmt::format("ttl must be > 0 (got {} ms)", o.ttl.count()));
+  if (o.fresh_for < milliseconds{0})
+    bad(fmt::format("fresh_for must be >= 0 (got {} ms)", o.fresh_for.count()));
+  if (o.fresh_for > o.ttl)
+    bad(fmt::format("fresh_for ({} ms) must not exceed ttl ({} ms)", o.fresh_for.count(),
+                    o.ttl.count()));
+  if (!(o.jitter >= 0.0 && o.jitter <= 0.5))
+    bad(fmt::format("jitter must be in [0, 0.5] (got {})", o.jitter));
+  if (o.stale_if_error < milliseconds{0})
+    bad(fmt::format("stale_if_error must be >= 0 (got {} ms)", o.stale_if_error.count()));
+  if (o.cold_wait <= milliseconds{0})
+    bad(fmt::format("cold_wait must be > 0 (got {} ms)", o.cold_wait.count()));
+  if (o.lock_lease <= milliseconds{0})
+    bad(fmt::format("lock_lease must be > 0 (got {} ms)", o.lock_lease.count()));
+  if (o.lock_poll <= milliseconds{0})
+    bad(fmt::format("lock_poll must be > 0 (got {} ms)", o.lock_poll.count()));
+  if (!valid_name(o.prefix))
+    bad("prefix must be 1-64 characters of letters, digits, '_', '-' or '.' (got '" + o.prefix +
+        "')");
+  if (o.max_key_length < 64)
+    bad(fmt::format("max_key_length must be >= 64 (got {})", o.max_key_length));
+  if (!valid_name(cls))
+    throw std::invalid_argument("larder::Cached: the class name must be 1-64 characters of letters, "
+                                "digits, '_', '-' or '.' (got '" + std::string(cls) + "')");
+  if (!valid_name(fn))
+    throw std::invalid_argument("larder::Cached: the function name must be 1-64 characters of "
+                                "letters, digits, '_', '-' or '.' (got '" + std::string(fn) + "')");
+}
+
+/// A random 128-bit token: the owner tag of a cross-process lock.
+inline std::string lock_token() {
+  thread_local std::mt19937_64 rng{std::random_device{}() ^
+                                   std::hash<std::thread::id>{}(std::this_thread::get_id())};
+  return fmt::format("{:016x}{:016x}", rng(), rng());
+}
+
+}  // namespace detail
+
+template <class Fn, class Sig = detail::signature_t<Fn>>
+class Cached;
+
+/// Memoizes fn per argument list. The first argument is the entity (its id ends the key); the
+/// others are params. For a const member function pointer, the object is the entity.
+///
+/// A call returns fn(args...), computing it at most once per key at a time across threads (and
+/// across processes when the store is shared) while the entry lives. A fresh hit costs a hash lookup
+/// and copies nothing. A stale entry is served while exactly one caller (or a background task)
+/// recomputes. If fn throws, nothing is stored, every waiter gets the exception, and the next call
+/// tries again. If the store fails, the failure is counted and reported to Options::on_error, and
+/// fn runs anyway: a cache failure never fails the call.
+///
+/// Example:
+///   larder::MemoryStore store;
+///   larder::Cached top_book_ids{store, "Author", "top_book_ids", &compute_top_book_ids,
+///                               {.ttl = 24h, .fresh_for = 1h}};
+///   std::vector<std::int64_t> ids = top_book_ids(author, 10);  // computes once, then hits
+template <class Fn, class R, class... A>
+class Cached<Fn, detail::Signature<R, A...>> {
+  static_assert(sizeof...(A) >= 1,
+                "larder::Cached: the function needs at least one argument, the entity whose id "
+                "ends the cache key");
+  static_assert(!std::is_void_v<R>, "larder::Cached: a function returning void has nothing to cache");
+  static_assert(((!std::is_lvalue_reference_v<A> ||
+                  std::is_const_v<std::remove_reference_t<A>>)&&...),
+                "larder::Cached: arguments are passed as const; the function must not take a "
+                "non-const reference");
+
+ public:
+  using value_type = std::remove_cvref_t<R>;
+  using result_type = Result<value_type>;
+
+  Cached(Store& store, std::string_view class_name, std::string_view function_name, Fn fn,
+         Options options = {})
+      : fn_{std::move(fn)}, opts_{std::move(options)}, store_{&store} {
+    detail::validate(opts_, class_name, function_name);
+    clock_ = opts_.clock ? opts_.clock : &SystemClock::instance();
+    executor_ = opts_.executor;
+    mem_ = store.memory_tier();
+    bytes_ = store.byte_tier();
+    if (!mem_ && !bytes_)
+      throw std::invalid_argument("larder::Cached: the store has neither a memory nor a byte tier");
+    head_ = fmt::format("{}:v{}:{}:{}:", opts_.prefix, opts_.schema_version, class_name,
+                        function_name);
+    seed_ = detail::hash_bytes(head_);
+    if (mem_) ns_ = mem_->template namespace_id<Key, value_type>(head_);
+    if constexpr (Encodable<value_type>) {
+      if constexpr (requires { Codec<value_type>::version; }) {
+        fingerprint_ = detail::hash_combine(seed_, Codec<value_type>::version);
+      } else {
+        fingerprint_ = seed_;
+      }
+      fingerprint_ = detail::hash_combine(
+          fingerprint_, detail::hash_bytes(std::string_view{Codec<value_type>::name}));
+      fingerprint_ = detail::hash_combine(fingerprint_, detail::hash_bytes(typeid(value_type).name()));
+    } else if (bytes_) {
+      throw std::invalid_argument(
+          "larder::Cached: '" + head_ +
+          "' uses a byte store (Redis) but its result type has no larder::Codec: give it "
+          "to_json/from_json or specialize larder::Codec");
+    }
+  }
+
+  Cached(const Cached&) = delete;
+  Cached& operator=(const Cached&) = delete;
+
+  /// Waits for this function's background refreshes to finish.
+  ~Cached() {
+    std::unique_lock lock{background_mutex_};
+    background_cv_.wait(lock, [this] { return background_pending_ == 0; });
+  }
+
+  /// Returns fn(args...), from the cache when it holds a usable entry. Throws what fn throws (nothing
+  /// is cached then) and ColdCacheError per Options::on_cold; never a store's error.
+  result_type operator()(detail::param_t<A>... args) {
+    return with_parts(
+        [&](const auto& id, const auto&... params) -> result_type {
+          const std::uint64_t h = hash_of(id, params...);
+          const TimePoint now = clock_->now();
+          auto eq = [&](const Key& k) { return key_equal(k, id, params...); };
+          if (mem_) {
+            if (auto found = mem_->template find<Key, value_type>(ns_, h, eq, now)) {
+              if (found->stamps.fresh(now)) {
+                hits_.add();
+                return result_type{std::move(found->value), Source::memory, false,
+                                   found->stamps.written, now};
+              }
+              return on_stale(Call{h, render(id, params...), make_key(id, params...)},
+                              std::move(*found), Source::memory, now, args...);
+            }
+          }
+          return on_miss(Call{h, render(id, params...), make_key(id, params...)}, now, args...);
+        },
+        args...);
+  }
+
+  /// The rendered key of a call, e.g. "larder:v1:Author:top_book_ids:10:42".
+  std::string key(detail::param_t<A>... args) const {
+    return with_parts([&](const auto& id, const auto&... params) { return render(id, params...); },
+                      args...);
+  }
+
+  /// Drops the entry from every tier. A computation already under way may still store its result.
+  void invalidate(detail::param_t<A>... args) {
+    with_parts(
+        [&](const auto& id, const auto&... params) {
+          Call call{hash_of(id, params...), render(id, params...), make_key(id, params...)};
+          erase_everywhere(call);
+        },
+        args...);
+  }
+
+  /// Computes fn(args...) now, skipping the cache, and stores the result. If another computation of
+  /// this key is under way, waits for it to end first, so the value stored was computed after this
+  /// call began. Throws what fn throws (the entry is then left as it was).
+  result_type refresh(detail::param_t<A>... args) {
+    return with_parts(
+        [&](const auto& id, const auto&... params) -> result_type {
+          Call call{hash_of(id, params...), render(id, params...), make_key(id, params...)};
+          for (;;) {
+            auto ticket = flights_.join(call.key);
+            if (ticket.leader) {
+              typename Flights::Leader leader{flights_, call.key, ticket.flight};
+              return compute_and_store(call, leader, std::nullopt, args...);
+            }
+            ticket.flight->wait_for(opts_.cold_wait);
+          }
+        },
+        args...);
+  }
+
+  /// A snapshot of the counters.
+  Stats stats() const {
+    Stats s;
+    s.hits = hits_.load();
+    s.misses = misses_.load();
+    s.stale_serves = stale_serves_.load();
+    s.stale_on_error = stale_on_error_.load();
+    s.loads = loads_.load();
+    s.load_failures = load_failures_.load();
+    s.coalesced = coalesced_.load();
+    s.cold_rejections = cold_rejections_.load();
+    s.store_errors = store_errors_.load();
+    s.decode_errors = decode_errors_.load();
+    s.load_time = std::chrono::nanoseconds{static_cast<std::int64_t>(load_time_ns_.load())};
+    return s;
+  }
+
+  const Options& options() const noexcept { return opts_; }
+  /// "{prefix}:v{schema}:{Class}:{function}:", the start of every key of this function.
+  const std::string& key_prefix() const noexcept { return head_; }
+
+ private:
+  using Flights = detail::SingleFlight<value_type>;
+  template <class T>
+  using id_t = std::remove_cvref_t<decltype(entity_id(std::declval<const T&>()))>;
+  template <class T>
+  using part_t = std::remove_cvref_t<decltype(key_part(std::declval<const T&>()))>;
+
+  template <class First, class... Rest>
+  struct key_of {
+    using type =
+        std::tuple<detail::stored_t<id_t<std::remove_cvref_t<First>>>,
+                   detail::stored_t<part_t<std::remove_cvref_t<Rest>>>...>;
+  };
+  /// The key as the memory store keeps it: the entity id, then the params, in owning form.
+  using Key = typename key_of<A...>::type;
+
+  /// What the slow paths need to know of a call.
+  struct Call {
+    std::uint64_t hash;
+    std::string key;  // rendered
+    Key stored_key;
+  };
+
+  /// A cross-process lock attempt: held, or taken by someone else. try_remote_lock returns nullopt
+  /// when the store could not be asked (down, breaker open): this process then computes without
+  /// coordination.
+  struct RemoteLock {
+    std::string key;
+    std::string token;
+    bool held;
+  };
+
+  // ---- key parts ---------------------------------------------------------------------------------
+
+  /// Calls f(id, params...): the entity's id and each param's key part, alive for the whole call.
+  template <class F>
+  static decltype(auto) with_parts(F&& f, detail::param_t<A>... args) {
+    return with_parts_impl(std::forward<F>(f), args...);
+  }
+  template <class F, class First, class... Rest>
+  static decltype(auto) with_parts_impl(F&& f, const First& first, const Rest&... rest) {
+    return std::forward<F>(f)(entity_id(first), key_part(rest)...);
+  }
+
+  template <class Id, class... P>
+  std::uint64_t hash_of(const Id& id, const P&... params) const noexcept {
+    std::uint64_t h = detail::hash_combine(seed_, detail::hash_part(id));
+    ((h = detail::hash_combine(h, detail::hash_part(params))), ...);
+    return h;
+  }
+
+  template <class Id, class... P>
+  static bool key_equal(const Key& k, const Id& id, const P&... params) noexcept {
+    return key_equal_impl(k, std::index_sequence_for<P...>{}, id, params...);
+  }
+  template <std::size_t... I, class Id, class... P>
+  static bool key_equal_impl(const Key& k, std::index_sequence<I...>, const Id& id,
+                             const P&... params) noexcept {
+    return detail::part_equal(std::get<0>(k), id) &&
+           (detail::part_equal(std::get<I + 1>(k), params) && ...);
+  }
+
+  template <class Id, class... P>
+  static Key make_key(const Id& id, const P&... params) {
+    return Key{detail::to_stored(id), detail::to_stored(params)...};
+  }
+
+  /// {head}{params...}:{id}, with an over-long tail hashed (params first, then params and id).
+  template <class Id, class... P>
+  std::string render(const Id& id, const P&... params) const {
+    std::string tail;
+    ((detail::render_part(tail, params), tail += ':'), ...);
+    std::string id_text;
+    detail::render_part(id_text, id);
+    std::string out;
+    out.reserve(head_.size() + tail.size() + id_text.size());
+    out += head_;
+    if (head_.size() + tail.size() + id_text.size() <= opts_.max_key_length) {
+      out += tail;
+      out += id_text;
+      return out;
+    }
+    if constexpr (sizeof...(P) > 0) {
+      std::string hashed = detail::hash_tail(tail);
+      if (head_.size() + hashed.size() + 1 + id_text.size() <= opts_.max_key_length) {
+        out += hashed;
+        out += ':';
+        out += id_text;
+        return out;
+      }
+    }
+    out += detail::hash_tail(tail + id_text);
+    return out;
+  }
+
+  // ---- slow paths --------------------------------------------------------------------------------
+
+  /// Nothing usable in memory: look in the shared tier, else compute (once).
+  result_type on_miss(Call call, TimePoint now, detail::param_t<A>... args) {
+    auto ticket = flights_.join(call.key);
+    if (!ticket.leader) return wait_for_other(call, *ticket.flight, now);
+    misses_.add();
+    typename Flights::Leader leader{flights_, call.key, ticket.flight};
+    // Another leader may have stored the value between our lookup and our join.
+    if (mem_) {
+      auto eq = [&](const Key& k) { return k == call.stored_key; };
+      if (auto found = mem_->template find<Key, value_type>(ns_, call.hash, eq, now);
+          found && found->stamps.fresh(now)) {
+        leader.complete(found->value, found->stamps);
+        return result_type{std::move(found->value), Source::memory, false, found->stamps.written,
+                           now};
+      }
+    }
+    if (bytes_) {
+      if (auto remote = read_remote(call.key, now)) {
+        fill_memory(call, remote->value, remote->stamps);
+        leader.complete(remote->value, remote->stamps);
+        if (remote->stamps.fresh(now))
+          return result_type{std::move(remote->value), Source::remote, false,
+                             remote->stamps.written, now};
+        return on_stale(std::move(call), std::move(*remote), Source::remote, now, args...);
+      }
+      return compute_with_remote_lock(call, leader, now, args...);
+    }
+    return compute_and_store(call, leader, std::nullopt, args...);
+  }
+
+  /// Another caller in this process is computing the key: wait for it, or refuse to.
+  result_type wait_for_other(const Call& call, typename Flights::Flight& flight, TimePoint now) {
+    if (opts_.on_cold == OnCold::fail_fast) {
+      cold_rejections_.add();
+      throw ColdCacheError("larder: '" + call.key + "' is cold and being computed by another caller");
+    }
+    if (!flight.wait_for(opts_.cold_wait)) {
+      cold_rejections_.add();
+      throw ColdCacheError(fmt::format("larder: '{}' still cold after waiting {} ms for another "
+                                       "caller's computation",
+                                       call.key, opts_.cold_wait.count()));
+    }
+    coalesced_.add();
+    if (flight.error) std::rethrow_exception(flight.error);
+    return result_type{flight.value, Source::coalesced, !flight.stamps.fresh(now),
+                       flight.stamps.written, now};
+  }
+
+  /// A stale entry (memory or remote): serve it, and have exactly one caller or task recompute it.
+  result_type on_stale(Call call, Found<value_type> stale, Source source, TimePoint now,
+                       detail::param_t<A>... args) {
+    auto flight = flights_.try_lead(call.key);
+    if (!flight) {  // somebody in this process is refreshing it already
+      stale_serves_.add();
+      return result_type{std::move(stale.value), source, true, stale.stamps.written, now};
+    }
+    auto leader = std::make_shared<typename Flights::Leader>(flights_, call.key, flight);
+    std::optional<RemoteLock> lock;
+    if (bytes_) {
+      lock = try_remote_lock(call.key);
+      if (lock && !lock->held) {  // another process is refreshing it: its result will reach us
+        leader->complete(stale.value, stale.stamps);
+        stale_serves_.add();
+        return result_type{std::move(stale.value), source, true, stale.stamps.written, now};
+      }
+    }
+    if constexpr ((std::is_copy_constructible_v<std::remove_cvref_t<A>> && ...)) {
+      if (opts_.refresh == Refresh::background && submit_refresh(call, stale, leader, lock, args...)) {
+        stale_serves_.add();
+        return result_type{std::move(stale.value), source, true, stale.stamps.written, now};
+      }
+    }
+    misses_.add();
+    RemoteUnlock unlock{this, lock, call.key};
+    return compute_and_store(call, *leader, std::move(stale), args...);
+  }
+
+  /// Hands the refresh, the flight's leadership and the remote lock to the executor. False if the
+  /// executor refused the task (the caller then recomputes itself).
+  bool submit_refresh(const Call& call, const Found<value_type>& stale,
+                      const std::shared_ptr<typename Flights::Leader>& leader,
+                      std::optional<RemoteLock>& lock, detail::param_t<A>... args) {
+    {
+      std::lock_guard guard{background_mutex_};
+      ++background_pending_;
+    }
+    auto task = [this, call, stale, leader, lock,
+                 held = std::tuple<std::remove_cvref_t<A>...>{args...}]() {
+      {
+        RemoteUnlock unlock{this, lock, call.key};
+        try {
+          std::apply([&](const auto&... a) { compute_and_store(call, *leader, stale, a...); },
+                     held);
+        } catch (const std::exception& e) {
+          report(ErrorEvent::Kind::background_refresh, call.key, e.what());
+        } catch (...) {
+          report(ErrorEvent::Kind::background_refresh, call.key, "unknown exception");
+        }
+      }
+      std::lock_guard guard{background_mutex_};
+      --background_pending_;
+      background_cv_.notify_all();
+    };
+    try {
+      (executor_ ? *executor_ : ThreadPool::shared()).submit(std::move(task));
+      lock.reset();  // the task owns it now
+      return true;
+    } catch (...) {
+      std::lock_guard guard{background_mutex_};
+      --background_pending_;
+      background_cv_.notify_all();
+      return false;
+    }
+  }
+
+  std::optional<RemoteLock> try_remote_lock(const std::string& key) {
+    RemoteLock lock{key + ":#lock", detail::lock_token(), false};
+    try {
+      if (!bytes_->available()) return std::nullopt;
+      lock.held = bytes_->try_lock(lock.key, lock.token, opts_.lock_lease);
+    } catch (const StoreError& e) {
+      store_error(key, e);
+      return std::nullopt;
+    }
+    return lock;
+  }
+  /// Releases a held remote lock when it goes out of scope.
+  struct RemoteUnlock {
+    RemoteUnlock(Cached* s, const std::optional<RemoteLock>& l, const std::string& k)
+        : self{s}, lock{l}, key{k} {}
+    Cached* self;
+    const std::optional<RemoteLock>& lock;
+    const std::string& key;
+    RemoteUnlock(const RemoteUnlock&) = delete;
+    RemoteUnlock& operator=(const RemoteUnlock&) = delete;
+    ~RemoteUnlock() {
+      if (lock && lock->held) self->unlock_remote(*lock, key);
+    }
+  };
+
+  /// A cold key with a shared tier: one process computes under the lock; the others poll the
+  /// shared store for its result, up to cold_wait.
+  result_type compute_with_remote_lock(const Call& call, typename Flights::Leader& leader,
+                                       TimePoint now, detail::param_t<A>... args) {
+    const auto deadline = std::chrono::steady_clock::now() + opts_.cold_wait;
+    for (;;) {
+      const std::optional<RemoteLock> lock = try_remote_lock(call.key);
+      if (!lock) break;  // store unreachable: compute without coordination
+      if (lock->held) {
+        RemoteUnlock unlock{this, lock, call.key};
+        // The previous holder may have stored the value just before we took the lock.
+        if (auto remote = read_remote(call.key, clock_->now())) {
+          fill_memory(call, remote->value, remote->stamps);
+          leader.complete(remote->value, remote->stamps);
+          return result_type{std::move(remote->value), Source::remote,
+                             !remote->stamps.fresh(now), remote->stamps.written, now};
+        }
+        return compute_and_store(call, leader, std::nullopt, args...);
+      }
+      if (opts_.on_cold == OnCold::fail_fast) {
+        cold_rejections_.add();
+        throw ColdCacheError("larder: '" + call.key +
+                             "' is cold and being computed by another process");
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        cold_rejections_.add();
+        throw ColdCacheError(fmt::format("larder: '{}' still cold after waiting {} ms for another "
+                                         "process's computation",
+                                         call.key, opts_.cold_wait.count()));
+      }
+      std::this_thread::sleep_for(opts_.lock_poll);
+      if (auto remote = read_remote(call.key, clock_->now())) {
+        fill_memory(call, remote->value, remote->stamps);
+        leader.complete(remote->value, remote->stamps);
+        coalesced_.add();
+        return result_type{std::move(remote->value), Source::remote, !remote->stamps.fresh(now),
+                           remote->stamps.written, now};
+      }
+    }
+    return compute_and_store(call, leader, std::nullopt, args...);
+  }
+
+  /// Runs fn, stores the value everywhere, completes the flight. On failure: serves `stale` if
+  /// stale_if_error allows, else drops the stale entry and rethrows.
+  result_type compute_and_store(const Call& call, typename Flights::Leader& leader,
+                                std::optional<Found<value_type>> stale,
+                                detail::param_t<A>... args) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::shared_ptr<const value_type> value;
+    try {
+      value = std::make_shared<const value_type>(std::invoke(fn_, args...));
+    } catch (...) {
+      load_time_ns_.add(elapsed_ns(t0));
+      load_failures_.add();
+      const TimePoint now = clock_->now();
+      if (stale && opts_.stale_if_error.count() > 0 && !stale->stamps.expired(now) &&
+          now < stale->stamps.fresh_until + opts_.stale_if_error) {
+        stale_on_error_.add();
+        report_current(ErrorEvent::Kind::stale_served_on_error, call.key);
+        leader.complete(stale->value, stale->stamps);
+        return result_type{std::move(stale->value), Source::memory, true, stale->stamps.written,
+                           now};
+      }
+      if (stale) erase_everywhere(call);
+      leader.fail(std::current_exception());
+      throw;
+    }
+    load_time_ns_.add(elapsed_ns(t0));
+    loads_.add();
+    const Stamps stamps = make_stamps(clock_->now());
+    fill_memory(call, value, stamps);
+    write_remote(call.key, *value, stamps);
+    leader.complete(value, stamps);
+    return result_type{std::move(value), Source::computed, false, stamps.written, stamps.written};
+  }
+
+  // ---- tiers -------------------------------------------------------------------------------------
+
+  void fill_memory(const Call& call, const std::shared_ptr<const value_type>& value,
+                   const Stamps& stamps) {
+    if (!mem_) return;
+    auto eq = [&](const Key& k) { return k == call.stored_key; };
+    mem_->template put<Key, value_type>(ns_, call.hash, eq, call.stored_key, value, stamps);
+  }
+
+  std::optional<Found<value_type>> read_remote(const std::string& key, TimePoint now) {
+    if constexpr (Encodable<value_type>) {
+      if (!bytes_ || !bytes_->available()) return std::nullopt;
+      std::optional<std::string> bytes;
+      try {
+        bytes = bytes_->get(key);
+      } catch (const StoreError& e) {
+        store_error(key, e);
+        return std::nullopt;
+      }
+      if (!bytes) return std::nullopt;
+      try {
+        auto env = detail::decode_envelope(*bytes, key, fingerprint_);
+        if (env.stamps.expired(now)) return std::nullopt;
+        return Found<value_type>{
+            std::make_shared<const value_type>(Codec<value_type>::decode(env.value)), env.stamps};
+      } catch (const DecodeError& e) {
+        decode_errors_.add();
+        report(ErrorEvent::Kind::decode, key, e.what());
+        return std::nullopt;  // a miss; the next write overwrites it
+      }
+    } else {
+      (void)key;
+      (void)now;
+      return std::nullopt;
+    }
+  }
+
+  void write_remote(const std::string& key, const value_type& value, const Stamps& stamps) {
+    if constexpr (Encodable<value_type>) {
+      if (!bytes_ || !bytes_->available()) return;
+      try {
+        const auto ttl = std::chrono::duration_cast<std::chrono::milliseconds>(stamps.expires -
+                                                                               stamps.written);
+        bytes_->set(key,
+                    detail::encode_envelope(key, fingerprint_, stamps,
+                                            Codec<value_type>::encode(value)),
+                    std::max(ttl, std::chrono::milliseconds{1}));
+      } catch (const StoreError& e) {
+        store_error(key, e);
+      }
+    } else {
+      (void)key;
+      (void)value;
+      (void)stamps;
+    }
+  }
+
+  void erase_everywhere(const Call& call) {
+    if (mem_) {
+      auto eq = [&](const Key& k) { return k == call.stored_key; };
+      mem_->template erase<Key, value_type>(ns_, call.hash, eq);
+    }
+    if (bytes_) {
+      try {
+        if (bytes_->available()) bytes_->erase(call.key);
+      } catch (const StoreError& e) {
+        store_error(call.key, e);
+      }
+    }
+  }
+
+  void unlock_remote(const RemoteLock& lock, const std::string& key) {
+    try {
+      bytes_->unlock(lock.key, lock.token);
+    } catch (const StoreError& e) {
+      store_error(key, e);  // the lease frees it
+    }
+  }
+
+  Stamps make_stamps(TimePoint now) {
+    double shrink = 1.0;
+    if (opts_.jitter > 0.0) {
+      thread_local std::mt19937_64 rng{std::random_device{}()};
+      shrink -= std::uniform_real_distribution<double>{0.0, opts_.jitter}(rng);
+    }
+    auto scaled = [&](std::chrono::milliseconds d) {
+      return std::chrono::nanoseconds{static_cast<std::int64_t>(
+          static_cast<double>(std::chrono::nanoseconds{d}.count()) * shrink)};
+    };
+    const auto ttl = scaled(opts_.ttl);
+    const auto fresh = opts_.fresh_for.count() == 0 ? ttl : scaled(opts_.fresh_for);
+    return Stamps{now, now + fresh, now + ttl};
+  }
+
+  static std::uint64_t elapsed_ns(std::chrono::steady_clock::time_point t0) {
+    return static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+            .count());
+  }
+
+  void store_error(const std::string& key, const StoreError& e) {
+    store_errors_.add();
+    report(ErrorEvent::Kind::store, key, e.what());
+  }
+  void report(ErrorEvent::Kind kind, std::string_view key, std::string_view what) {
+    if (!opts_.on_error) return;
+    try {
+      opts_.on_error(ErrorEvent{kind, key, what});
+    } catch (...) {
+      // A throwing logger must not turn a survived failure into a failed call.
+    }
+  }
+  void report_current(ErrorEvent::Kind kind, std::string_view key) {
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      report(kind, key, e.what());
+    } catch (...) {
+      report(kind, key, "unknown exception");
+    }
+  }
+
+  Fn fn_;
+  Options opts_;
+  Store* store_;
+  Clock* clock_ = nullptr;
+  Executor* executor_ = nullptr;
+  MemoryStore* mem_ = nullptr;
+  ByteStore* bytes_ = nullptr;
+  std::string head_;
+  std::uint64_t seed_ = 0;
+  std::uint64_t fingerprint_ = 0;
+  std::uint32_t ns_ = 0;
+  Flights flights_;
+
+  detail::StripedCounter hits_, misses_, stale_serves_, stale_on_error_, loads_, load_failures_,
+      coalesced_, cold_rejections_, store_errors_, decode_errors_, load_time_ns_;
+
+  std::mutex background_mutex_;
+  std::condition_variable background_cv_;
+  std::size_t background_pending_ = 0;
+};
+
+template <class Fn>
+Cached(Store&, std::string_view, std::string_view, Fn, Options = {}) -> Cached<Fn>;
+
+}  // namespace larder

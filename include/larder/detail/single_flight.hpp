@@ -1,0 +1,140 @@
+// detail/single_flight.hpp: at most one computation per key in this process.
+//
+// Call path. A caller that finds nothing usable calls join(key). The first becomes the leader and
+// computes; later callers get the same Flight and wait on it (or refuse to, per OnCold). A caller
+// that finds a stale value calls try_lead(key): it leads a refresh only if nobody is computing that
+// key, and otherwise is served the stale value at once.
+//
+// Failure. The leader always completes its flight, with a value or with the exception its
+// computation threw. Waiters rethrow that exception; nothing is cached; the flight is removed before
+// waiters wake, so the next call starts a new computation. If the leader itself dies unexpectedly,
+// the Leader guard fails the flight so that no waiter hangs.
+//
+// Concurrency. One mutex guards the table (held for a hash lookup, never during a computation); each
+// flight has its own mutex and condition variable. Keys are rendered strings: a miss costs a
+// computation, so rendering its key is noise. See docs/design.md, "Concurrency".
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+#include "larder/store.hpp"
+
+namespace larder::detail {
+
+template <class V>
+class SingleFlight {
+ public:
+  struct Flight {
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool done = false;
+    std::shared_ptr<const V> value;
+    Stamps stamps;
+    std::exception_ptr error;
+
+    /// Waits until done or until `timeout` passes; true if done.
+    bool wait_for(std::chrono::milliseconds timeout) {
+      std::unique_lock lock{mutex};
+      return cv.wait_for(lock, timeout, [this] { return done; });
+    }
+  };
+  using FlightPtr = std::shared_ptr<Flight>;
+
+  struct Ticket {
+    FlightPtr flight;
+    bool leader;
+  };
+
+  /// Joins the flight for key, creating it (and becoming its leader) if there is none.
+  Ticket join(const std::string& key) {
+    std::lock_guard lock{mutex_};
+    auto [it, inserted] = flights_.try_emplace(key);
+    if (inserted) it->second = std::make_shared<Flight>();
+    return {it->second, inserted};
+  }
+
+  /// Becomes the leader of a new flight for key, or returns null if one is under way.
+  FlightPtr try_lead(const std::string& key) {
+    std::lock_guard lock{mutex_};
+    auto [it, inserted] = flights_.try_emplace(key);
+    if (!inserted) return nullptr;
+    it->second = std::make_shared<Flight>();
+    return it->second;
+  }
+
+  void complete(const std::string& key, const FlightPtr& flight, std::shared_ptr<const V> value,
+                const Stamps& stamps) {
+    finish(key, flight, [&](Flight& f) {
+      f.value = std::move(value);
+      f.stamps = stamps;
+    });
+  }
+
+  void fail(const std::string& key, const FlightPtr& flight, std::exception_ptr error) {
+    finish(key, flight, [&](Flight& f) { f.error = std::move(error); });
+  }
+
+  std::size_t in_flight() const {
+    std::lock_guard lock{mutex_};
+    return flights_.size();
+  }
+
+  /// Completes the flight on every path. The leader completes or fails it explicitly (from a catch
+  /// block, where the exception is known); if it unwinds past that, waiters get a logic_error
+  /// rather than hang (std::current_exception() is empty during unwinding).
+  class Leader {
+   public:
+    Leader(SingleFlight& sf, std::string key, FlightPtr flight)
+        : sf_{sf}, key_{std::move(key)}, flight_{std::move(flight)} {}
+    Leader(const Leader&) = delete;
+    Leader& operator=(const Leader&) = delete;
+    ~Leader() {
+      if (!flight_) return;
+      sf_.fail(key_, flight_,
+               std::make_exception_ptr(std::logic_error("larder: computation abandoned")));
+    }
+    void complete(std::shared_ptr<const V> value, const Stamps& stamps) {
+      sf_.complete(key_, flight_, std::move(value), stamps);
+      flight_.reset();
+    }
+    void fail(std::exception_ptr error) {
+      sf_.fail(key_, flight_, std::move(error));
+      flight_.reset();
+    }
+    const std::string& key() const noexcept { return key_; }
+
+   private:
+    SingleFlight& sf_;
+    std::string key_;
+    FlightPtr flight_;
+  };
+
+ private:
+  template <class Set>
+  void finish(const std::string& key, const FlightPtr& flight, Set&& set) {
+    {
+      std::lock_guard lock{mutex_};
+      auto it = flights_.find(key);
+      if (it != flights_.end() && it->second == flight) flights_.erase(it);
+    }
+    {
+      std::lock_guard lock{flight->mutex};
+      set(*flight);
+      flight->done = true;
+    }
+    flight->cv.notify_all();
+  }
+
+  mutable std::mutex mutex_;
+  std::unordered_map<std::string, FlightPtr> flights_;
+};
+
+}  // namespace larder::detail

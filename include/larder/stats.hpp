@@ -1,0 +1,41 @@
+// stats.hpp: what one cached function's cache did (a snapshot), and whether it helps.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+
+namespace larder {
+
+/// A consistent-enough snapshot of one Cached's counters (each counter is exact; they are read one
+/// after the other, so a snapshot taken under load may be off by the calls in between).
+struct Stats {
+  std::uint64_t hits = 0;            ///< served fresh from a store
+  std::uint64_t misses = 0;          ///< found nothing usable (cold, expired, undecodable)
+  std::uint64_t stale_serves = 0;    ///< served a stale value while a recompute ran or was due
+  std::uint64_t stale_on_error = 0;  ///< served stale because the recompute failed (stale_if_error)
+  std::uint64_t loads = 0;           ///< computations of the function that succeeded
+  std::uint64_t load_failures = 0;   ///< computations that threw
+  std::uint64_t coalesced = 0;       ///< calls that received another caller's computation
+  std::uint64_t cold_rejections = 0; ///< ColdCacheError thrown (fail_fast, or the wait ran out)
+  std::uint64_t store_errors = 0;    ///< store I/O failures survived (the value was computed anyway)
+  std::uint64_t decode_errors = 0;   ///< stored bytes that did not decode (treated as misses)
+  std::chrono::nanoseconds load_time{0};  ///< total time spent computing
+
+  std::uint64_t requests() const noexcept { return hits + stale_serves + misses; }
+  /// Share of calls answered without computing: (hits + stale serves) / requests; 0 when idle.
+  double hit_ratio() const noexcept {
+    const auto r = requests();
+    return r == 0 ? 0.0 : static_cast<double>(hits + stale_serves) / static_cast<double>(r);
+  }
+  /// Mean time of one computation; 0 before the first.
+  std::chrono::nanoseconds mean_load_time() const noexcept {
+    const auto n = loads + load_failures;
+    return n == 0 ? std::chrono::nanoseconds{0} : load_time / static_cast<std::int64_t>(n);
+  }
+  /// Computation time the cache saved: answered calls times the mean load time.
+  std::chrono::nanoseconds time_saved() const noexcept {
+    return mean_load_time() * static_cast<std::int64_t>(hits + stale_serves);
+  }
+};
+
+}  // namespace larder

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Builds and runs larder's whole test suite: format check, a normal build with warnings as errors
+# (tests, examples, benchmarks compiled), then the suite again under ASan+UBSan and under TSan, then
+# a consumer project built against the installed package. Redis tests start their own redis-server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+jobs=$(nproc)
+started=$SECONDS
+step() { printf '\n== %s (%ds)\n' "$*" $((SECONDS - started)); }
+
+step "format check"
+mapfile -t sources < <(git ls-files '*.hpp' '*.cpp' '*.h' 2>/dev/null || find include src tests examples bench -name '*.[hc]pp')
+clang-format --dry-run --Werror "${sources[@]}"
+
+build() {  # build DIR extra-cmake-args...
+  local dir=$1
+  shift
+  cmake -S . -B "$dir" -DLARDER_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j"$jobs"
+}
+
+step "normal build (RelWithDebInfo, -Werror)"
+build build/ci-normal -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX="$PWD/build/ci-install"
+step "normal tests"
+ctest --test-dir build/ci-normal --output-on-failure -j"$jobs"
+
+step "ASan+UBSan build"
+build build/ci-asan -DCMAKE_BUILD_TYPE=Debug -DLARDER_SANITIZE="address;undefined" \
+  -DLARDER_BUILD_BENCH=OFF -DLARDER_BUILD_EXAMPLES=OFF -DLARDER_INSTALL=OFF
+step "ASan+UBSan tests"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build/ci-asan --output-on-failure -j"$jobs"
+
+step "TSan build"
+build build/ci-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLARDER_SANITIZE=thread \
+  -DLARDER_BUILD_BENCH=OFF -DLARDER_BUILD_EXAMPLES=OFF -DLARDER_INSTALL=OFF
+step "TSan tests"
+# TSan's shadow memory needs a narrower mmap randomisation than recent kernels default to.
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  setarch "$(uname -m)" -R ctest --test-dir build/ci-tsan --output-on-failure -j"$jobs"
+
+step "consumer build against the installed package"
+rm -rf build/ci-install
+cmake --install build/ci-normal >/dev/null
+cmake -S tests/consumer -B build/ci-consumer -DCMAKE_PREFIX_PATH="$PWD/build/ci-install" >/dev/null
+cmake --build build/ci-consumer -j"$jobs"
+build/ci-consumer/consumer
+
+step "all passed"
