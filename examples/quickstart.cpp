@@ -1,9 +1,8 @@
 // The README's one-liner, runnable: a slow function made fast with larder::Cached.
-#include <larder/larder.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <larder/larder.hpp>
 #include <thread>
 #include <vector>
 
@@ -23,16 +22,16 @@ std::vector<std::int64_t> compute_top_book_ids(const Author& author, int limit) 
 
 int main() {
   larder::MemoryStore store{{.max_entries = 10'000}};
-  larder::Cached top_book_ids{store, "Author", "top_book_ids", &compute_top_book_ids,
-                              {.ttl = 24h, .fresh_for = 1h}};
+  larder::Cached top_book_ids{
+      store, "Author", "top_book_ids", &compute_top_book_ids, {.ttl = 24h, .fresh_for = 1h}};
 
   const Author author{42};
   for (int call = 1; call <= 3; ++call) {
     const auto t0 = std::chrono::steady_clock::now();
     auto ids = top_book_ids(author, 10);
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                        std::chrono::steady_clock::now() - t0)
-                        .count();
+    const auto us =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0)
+            .count();
     std::printf("call %d: %zu ids from %-8s in %8lld us\n", call, ids->size(),
                 std::string(larder::to_string(ids.source())).c_str(), static_cast<long long>(us));
   }

@@ -71,11 +71,15 @@ inline void validate(const Options& o, std::string_view cls, std::string_view fn
   if (o.max_key_length < 64)
     bad(fmt::format("max_key_length must be >= 64 (got {})", o.max_key_length));
   if (!valid_name(cls))
-    throw std::invalid_argument("larder::Cached: the class name must be 1-64 characters of letters, "
-                                "digits, '_', '-' or '.' (got '" + std::string(cls) + "')");
+    throw std::invalid_argument(
+        "larder::Cached: the class name must be 1-64 characters of letters, "
+        "digits, '_', '-' or '.' (got '" +
+        std::string(cls) + "')");
   if (!valid_name(fn))
-    throw std::invalid_argument("larder::Cached: the function name must be 1-64 characters of "
-                                "letters, digits, '_', '-' or '.' (got '" + std::string(fn) + "')");
+    throw std::invalid_argument(
+        "larder::Cached: the function name must be 1-64 characters of "
+        "letters, digits, '_', '-' or '.' (got '" +
+        std::string(fn) + "')");
 }
 
 /// A random 128-bit token: the owner tag of a cross-process lock.
@@ -94,11 +98,11 @@ class Cached;
 /// others are params. For a const member function pointer, the object is the entity.
 ///
 /// A call returns fn(args...), computing it at most once per key at a time across threads (and
-/// across processes when the store is shared) while the entry lives. A fresh hit costs a hash lookup
-/// and copies nothing. A stale entry is served while exactly one caller (or a background task)
-/// recomputes. If fn throws, nothing is stored, every waiter gets the exception, and the next call
-/// tries again. If the store fails, the failure is counted and reported to Options::on_error, and
-/// fn runs anyway: a cache failure never fails the call.
+/// across processes when the store is shared) while the entry lives. A fresh hit costs a hash
+/// lookup and copies nothing. A stale entry is served while exactly one caller (or a background
+/// task) recomputes. If fn throws, nothing is stored, every waiter gets the exception, and the next
+/// call tries again. If the store fails, the failure is counted and reported to Options::on_error,
+/// and fn runs anyway: a cache failure never fails the call.
 ///
 /// Example:
 ///   larder::MemoryStore store;
@@ -110,7 +114,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
   static_assert(sizeof...(A) >= 1,
                 "larder::Cached: the function needs at least one argument, the entity whose id "
                 "ends the cache key");
-  static_assert(!std::is_void_v<R>, "larder::Cached: a function returning void has nothing to cache");
+  static_assert(!std::is_void_v<R>,
+                "larder::Cached: a function returning void has nothing to cache");
   static_assert(((!std::is_lvalue_reference_v<A> ||
                   std::is_const_v<std::remove_reference_t<A>>)&&...),
                 "larder::Cached: arguments are passed as const; the function must not take a "
@@ -130,8 +135,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
     bytes_ = store.byte_tier();
     if (!mem_ && !bytes_)
       throw std::invalid_argument("larder::Cached: the store has neither a memory nor a byte tier");
-    head_ = fmt::format("{}:v{}:{}:{}:", opts_.prefix, opts_.schema_version, class_name,
-                        function_name);
+    head_ =
+        fmt::format("{}:v{}:{}:{}:", opts_.prefix, opts_.schema_version, class_name, function_name);
     seed_ = detail::hash_bytes(head_);
     if (mem_) ns_ = mem_->template namespace_id<Key, value_type>(head_);
     if constexpr (Encodable<value_type>) {
@@ -142,7 +147,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
       }
       fingerprint_ = detail::hash_combine(
           fingerprint_, detail::hash_bytes(std::string_view{Codec<value_type>::name}));
-      fingerprint_ = detail::hash_combine(fingerprint_, detail::hash_bytes(typeid(value_type).name()));
+      fingerprint_ =
+          detail::hash_combine(fingerprint_, detail::hash_bytes(typeid(value_type).name()));
     } else if (bytes_) {
       throw std::invalid_argument(
           "larder::Cached: '" + head_ +
@@ -160,8 +166,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
     background_cv_.wait(lock, [this] { return background_pending_ == 0; });
   }
 
-  /// Returns fn(args...), from the cache when it holds a usable entry. Throws what fn throws (nothing
-  /// is cached then) and ColdCacheError per Options::on_cold; never a store's error.
+  /// Returns fn(args...), from the cache when it holds a usable entry. Throws what fn throws
+  /// (nothing is cached then) and ColdCacheError per Options::on_cold; never a store's error.
   result_type operator()(detail::param_t<A>... args) {
     return with_parts(
         [&](const auto& id, const auto&... params) -> result_type {
@@ -233,6 +239,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     s.store_errors = store_errors_.load();
     s.decode_errors = decode_errors_.load();
     s.load_time = std::chrono::nanoseconds{static_cast<std::int64_t>(load_time_ns_.load())};
+    s.waiting = waiting_.load(std::memory_order_relaxed);
     return s;
   }
 
@@ -249,9 +256,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
   template <class First, class... Rest>
   struct key_of {
-    using type =
-        std::tuple<detail::stored_t<id_t<std::remove_cvref_t<First>>>,
-                   detail::stored_t<part_t<std::remove_cvref_t<Rest>>>...>;
+    using type = std::tuple<detail::stored_t<id_t<std::remove_cvref_t<First>>>,
+                            detail::stored_t<part_t<std::remove_cvref_t<Rest>>>...>;
   };
   /// The key as the memory store keeps it: the entity id, then the params, in owning form.
   using Key = typename key_of<A...>::type;
@@ -272,7 +278,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
     bool held;
   };
 
-  // ---- key parts ---------------------------------------------------------------------------------
+  // ---- key parts
+  // ---------------------------------------------------------------------------------
 
   /// Calls f(id, params...): the entity's id and each param's key part, alive for the whole call.
   template <class F>
@@ -335,7 +342,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
     return out;
   }
 
-  // ---- slow paths --------------------------------------------------------------------------------
+  // ---- slow paths
+  // --------------------------------------------------------------------------------
 
   /// Nothing usable in memory: look in the shared tier, else compute (once).
   result_type on_miss(Call call, TimePoint now, detail::param_t<A>... args) {
@@ -371,13 +379,18 @@ class Cached<Fn, detail::Signature<R, A...>> {
   result_type wait_for_other(const Call& call, typename Flights::Flight& flight, TimePoint now) {
     if (opts_.on_cold == OnCold::fail_fast) {
       cold_rejections_.add();
-      throw ColdCacheError("larder: '" + call.key + "' is cold and being computed by another caller");
+      throw ColdCacheError("larder: '" + call.key +
+                           "' is cold and being computed by another caller");
     }
-    if (!flight.wait_for(opts_.cold_wait)) {
+    waiting_.fetch_add(1, std::memory_order_relaxed);
+    const bool done = flight.wait_for(opts_.cold_wait);
+    waiting_.fetch_sub(1, std::memory_order_relaxed);
+    if (!done) {
       cold_rejections_.add();
-      throw ColdCacheError(fmt::format("larder: '{}' still cold after waiting {} ms for another "
-                                       "caller's computation",
-                                       call.key, opts_.cold_wait.count()));
+      throw ColdCacheError(
+          fmt::format("larder: '{}' still cold after waiting {} ms for another "
+                      "caller's computation",
+                      call.key, opts_.cold_wait.count()));
     }
     coalesced_.add();
     if (flight.error) std::rethrow_exception(flight.error);
@@ -404,7 +417,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
       }
     }
     if constexpr ((std::is_copy_constructible_v<std::remove_cvref_t<A>> && ...)) {
-      if (opts_.refresh == Refresh::background && submit_refresh(call, stale, leader, lock, args...)) {
+      if (opts_.refresh == Refresh::background &&
+          submit_refresh(call, stale, leader, lock, args...)) {
         stale_serves_.add();
         return result_type{std::move(stale.value), source, true, stale.stamps.written, now};
       }
@@ -487,12 +501,13 @@ class Cached<Fn, detail::Signature<R, A...>> {
       if (!lock) break;  // store unreachable: compute without coordination
       if (lock->held) {
         RemoteUnlock unlock{this, lock, call.key};
-        // The previous holder may have stored the value just before we took the lock.
-        if (auto remote = read_remote(call.key, clock_->now())) {
+        // The previous holder may have stored the value just before we took the lock (a second
+        // read of bytes already found undecodable is not counted again).
+        if (auto remote = read_remote(call.key, clock_->now(), /*count_errors=*/false)) {
           fill_memory(call, remote->value, remote->stamps);
           leader.complete(remote->value, remote->stamps);
-          return result_type{std::move(remote->value), Source::remote,
-                             !remote->stamps.fresh(now), remote->stamps.written, now};
+          return result_type{std::move(remote->value), Source::remote, !remote->stamps.fresh(now),
+                             remote->stamps.written, now};
         }
         return compute_and_store(call, leader, std::nullopt, args...);
       }
@@ -503,9 +518,10 @@ class Cached<Fn, detail::Signature<R, A...>> {
       }
       if (std::chrono::steady_clock::now() >= deadline) {
         cold_rejections_.add();
-        throw ColdCacheError(fmt::format("larder: '{}' still cold after waiting {} ms for another "
-                                         "process's computation",
-                                         call.key, opts_.cold_wait.count()));
+        throw ColdCacheError(
+            fmt::format("larder: '{}' still cold after waiting {} ms for another "
+                        "process's computation",
+                        call.key, opts_.cold_wait.count()));
       }
       std::this_thread::sleep_for(opts_.lock_poll);
       if (auto remote = read_remote(call.key, clock_->now())) {
@@ -553,7 +569,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
     return result_type{std::move(value), Source::computed, false, stamps.written, stamps.written};
   }
 
-  // ---- tiers -------------------------------------------------------------------------------------
+  // ---- tiers
+  // -------------------------------------------------------------------------------------
 
   void fill_memory(const Call& call, const std::shared_ptr<const value_type>& value,
                    const Stamps& stamps) {
@@ -562,7 +579,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
     mem_->template put<Key, value_type>(ns_, call.hash, eq, call.stored_key, value, stamps);
   }
 
-  std::optional<Found<value_type>> read_remote(const std::string& key, TimePoint now) {
+  std::optional<Found<value_type>> read_remote(const std::string& key, TimePoint now,
+                                               bool count_errors = true) {
     if constexpr (Encodable<value_type>) {
       if (!bytes_ || !bytes_->available()) return std::nullopt;
       std::optional<std::string> bytes;
@@ -579,13 +597,16 @@ class Cached<Fn, detail::Signature<R, A...>> {
         return Found<value_type>{
             std::make_shared<const value_type>(Codec<value_type>::decode(env.value)), env.stamps};
       } catch (const DecodeError& e) {
-        decode_errors_.add();
-        report(ErrorEvent::Kind::decode, key, e.what());
+        if (count_errors) {
+          decode_errors_.add();
+          report(ErrorEvent::Kind::decode, key, e.what());
+        }
         return std::nullopt;  // a miss; the next write overwrites it
       }
     } else {
       (void)key;
       (void)now;
+      (void)count_errors;
       return std::nullopt;
     }
   }
@@ -594,12 +615,12 @@ class Cached<Fn, detail::Signature<R, A...>> {
     if constexpr (Encodable<value_type>) {
       if (!bytes_ || !bytes_->available()) return;
       try {
-        const auto ttl = std::chrono::duration_cast<std::chrono::milliseconds>(stamps.expires -
-                                                                               stamps.written);
-        bytes_->set(key,
-                    detail::encode_envelope(key, fingerprint_, stamps,
-                                            Codec<value_type>::encode(value)),
-                    std::max(ttl, std::chrono::milliseconds{1}));
+        const auto ttl =
+            std::chrono::duration_cast<std::chrono::milliseconds>(stamps.expires - stamps.written);
+        bytes_->set(
+            key,
+            detail::encode_envelope(key, fingerprint_, stamps, Codec<value_type>::encode(value)),
+            std::max(ttl, std::chrono::milliseconds{1}));
       } catch (const StoreError& e) {
         store_error(key, e);
       }
@@ -690,6 +711,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
   detail::StripedCounter hits_, misses_, stale_serves_, stale_on_error_, loads_, load_failures_,
       coalesced_, cold_rejections_, store_errors_, decode_errors_, load_time_ns_;
+  std::atomic<std::uint64_t> waiting_{0};
 
   std::mutex background_mutex_;
   std::condition_variable background_cv_;

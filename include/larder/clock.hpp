@@ -8,8 +8,8 @@
 
 namespace larder {
 
-/// Wall-clock time with nanosecond ticks. Wall time (not steady time) because freshness stamps travel
-/// between processes through a shared store.
+/// Wall-clock time with nanosecond ticks. Wall time (not steady time) because freshness stamps
+/// travel between processes through a shared store.
 using TimePoint = std::chrono::time_point<std::chrono::system_clock, std::chrono::nanoseconds>;
 
 /// A source of the current time [Caffeine `Ticker`]. Implementations must be thread-safe.
@@ -27,7 +27,7 @@ class SystemClock final : public Clock {
 #if defined(CLOCK_REALTIME_COARSE)
     timespec ts{};
     ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    return TimePoint{std::chrono::seconds{ts.tv_sec} + std::chrono::nanoseconds{ts.tv_nsec}};
+    return TimePoint{std::chrono::seconds{ts.tv_sec} + std::chrono::nanoseconds { ts.tv_nsec }};
 #else
     return std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now());
 #endif

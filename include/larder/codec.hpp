@@ -10,9 +10,8 @@
 //   };
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
@@ -25,10 +24,10 @@ struct Codec;
 
 /// The nlohmann_json codec, chosen for every type nlohmann can convert both ways.
 template <class T>
-  requires requires(nlohmann::json& j, const T& v) {
-    nlohmann::json(v);
-    j.get<T>();
-  }
+requires requires(nlohmann::json& j, const T& v) {
+  nlohmann::json(v);
+  j.get<T>();
+}
 struct Codec<T> {
   static constexpr std::string_view name = "json";
   static constexpr std::uint32_t version = 1;

@@ -13,14 +13,15 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// I/O or protocol failure of a store. `Cached` catches it, counts it, reports it to `on_error`, and
-/// computes the value itself: a caller of `Cached` never sees it.
+/// I/O or protocol failure of a store. `Cached` catches it, counts it, reports it to `on_error`,
+/// and computes the value itself: a caller of `Cached` never sees it.
 class StoreError : public Error {
  public:
   using Error::Error;
 };
 
-/// Cached bytes did not decode (garbage, another deploy's format, a key collision). Counted as a miss.
+/// Cached bytes did not decode (garbage, another deploy's format, a key collision). Counted as a
+/// miss.
 class DecodeError : public Error {
  public:
   using Error::Error;

@@ -22,8 +22,8 @@ class Executor {
   virtual void submit(std::function<void()> task) = 0;
 };
 
-/// A fixed pool of threads with an unbounded FIFO queue. The destructor runs every queued task, then
-/// joins the threads: no task is lost and no thread outlives the pool.
+/// A fixed pool of threads with an unbounded FIFO queue. The destructor runs every queued task,
+/// then joins the threads: no task is lost and no thread outlives the pool.
 class ThreadPool final : public Executor {
  public:
   explicit ThreadPool(std::size_t threads = 2) {

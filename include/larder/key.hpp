@@ -5,7 +5,8 @@
 //
 // Customization points (found by argument-dependent lookup, in your type's namespace):
 //   auto larder_id(const Author& a);          // the entity id: an integer or a string
-//   auto larder_key_part(const Money& m);     // a parameter as a key part: arithmetic, enum, string,
+//   auto larder_key_part(const Money& m);     // a parameter as a key part: arithmetic, enum,
+//   string,
 //                                             // or a range of those
 // Without larder_id, an `id` data member or an `id()` member function is used; integers and strings
 // are their own id. Arithmetic types, enums, strings and ranges of them need no customization.
@@ -23,9 +24,10 @@ namespace larder {
 
 /// True for the types a key part may be made of without customization.
 template <class T>
-concept KeyScalar = std::is_arithmetic_v<std::remove_cvref_t<T>> ||
-                    std::is_enum_v<std::remove_cvref_t<T>> ||
-                    std::is_convertible_v<const std::remove_cvref_t<T>&, std::string_view>;
+concept KeyScalar =
+    std::is_arithmetic_v<std::remove_cvref_t<T>> || std::is_enum_v<std::remove_cvref_t<T>> ||
+    std::is_convertible_v < const std::remove_cvref_t<T>
+&, std::string_view > ;
 
 namespace detail {
 
@@ -36,9 +38,10 @@ template <class T>
 struct is_key_primitive : std::bool_constant<KeyScalar<T>> {};
 
 template <class T>
-  requires KeyRange<T>
+requires KeyRange<T>
 struct is_key_primitive<T>
-    : is_key_primitive<std::ranges::range_value_t<const std::remove_cvref_t<T>&>> {};
+    : is_key_primitive<std::ranges::range_value_t<const std::remove_cvref_t<T>&>> {
+};
 
 template <class T>
 concept KeyPrimitive = is_key_primitive<std::remove_cvref_t<T>>::value;
@@ -94,10 +97,11 @@ decltype(auto) entity_id(const T& e) {
   } else if constexpr (KeyScalar<T>) {
     return (e);
   } else {
-    static_assert(detail::kAlwaysFalse<T>,
-                  "larder: cannot find the entity id of this type (the first argument of a cached "
-                  "function). Give it an `id` member or `id()`, or define `auto larder_id(const T&)` "
-                  "in its namespace, returning an integer or a string.");
+    static_assert(
+        detail::kAlwaysFalse<T>,
+        "larder: cannot find the entity id of this type (the first argument of a cached "
+        "function). Give it an `id` member or `id()`, or define `auto larder_id(const T&)` "
+        "in its namespace, returning an integer or a string.");
   }
 }
 

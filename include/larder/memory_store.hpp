@@ -51,9 +51,10 @@ class MemoryStore final : public Store {
 
   MemoryStore* memory_tier() noexcept override { return this; }
 
-  // ---- the typed interface Cached uses -----------------------------------------------------------
-  // Entries live in namespaces (one per cached function): a namespace fixes the key and value
-  // types, so an entry found by (namespace, hash) can be compared by its typed key.
+  // ---- the typed interface Cached uses
+  // ----------------------------------------------------------- Entries live in namespaces (one per
+  // cached function): a namespace fixes the key and value types, so an entry found by (namespace,
+  // hash) can be compared by its typed key.
 
   /// The namespace id for `name` with key type K and value type V. Registering the same name with
   /// other types throws std::invalid_argument (two functions would share keys).
@@ -63,9 +64,10 @@ class MemoryStore final : public Store {
     auto it = namespaces_.find(std::string(name));
     if (it != namespaces_.end()) {
       if (it->second.key != typeid(K) || it->second.value != typeid(V))
-        throw std::invalid_argument("larder: the key space '" + std::string(name) +
-                                    "' is already used by a cached function with other argument or "
-                                    "result types; give one of them another class or function name");
+        throw std::invalid_argument(
+            "larder: the key space '" + std::string(name) +
+            "' is already used by a cached function with other argument or "
+            "result types; give one of them another class or function name");
       return it->second.id;
     }
     const auto id = static_cast<std::uint32_t>(namespaces_.size() + 1);
@@ -100,7 +102,8 @@ class MemoryStore final : public Store {
   template <class K, class V, class Eq>
   void put(std::uint32_t ns, std::uint64_t hash, const Eq& eq, K key,
            std::shared_ptr<const V> value, const Stamps& stamps) {
-    auto fresh = std::make_unique<TypedNode<K, V>>(ns, hash, stamps, std::move(key), std::move(value));
+    auto fresh =
+        std::make_unique<TypedNode<K, V>>(ns, hash, stamps, std::move(key), std::move(value));
     std::lock_guard lock{mutex_};
     erase_locked<K, V>(ns, hash, eq);
     lru_.push_front(std::move(fresh));
@@ -120,7 +123,8 @@ class MemoryStore final : public Store {
     return erase_locked<K, V>(ns, hash, eq);
   }
 
-  // ---- housekeeping ------------------------------------------------------------------------------
+  // ---- housekeeping
+  // ------------------------------------------------------------------------------
 
   std::size_t size() const {
     std::lock_guard lock{mutex_};

@@ -14,8 +14,9 @@ namespace larder {
 class Clock;
 class Executor;
 
-/// Who recomputes an entry that is stale (older than fresh_for, younger than ttl). Either way exactly
-/// one computation per key runs at a time and every other caller is served the stale value at once.
+/// Who recomputes an entry that is stale (older than fresh_for, younger than ttl). Either way
+/// exactly one computation per key runs at a time and every other caller is served the stale value
+/// at once.
 enum class Refresh {
   caller,      ///< the first caller that finds it stale recomputes and gets the fresh value
   background,  ///< the first caller gets the stale value too; the recompute runs on the executor
@@ -27,8 +28,8 @@ enum class OnCold {
   fail_fast,  ///< throw ColdCacheError at once
 };
 
-/// What went wrong, told to Options::on_error. `key` is the rendered cache key; `what` never holds a
-/// password or a value.
+/// What went wrong, told to Options::on_error. `key` is the rendered cache key; `what` never holds
+/// a password or a value.
 struct ErrorEvent {
   enum class Kind { store, decode, background_refresh, stale_served_on_error };
   Kind kind;
@@ -41,8 +42,8 @@ struct ErrorEvent {
 struct Options {
   /// Hard lifetime: after it the entry is gone and the next call computes. Must be > 0.
   std::chrono::milliseconds ttl{std::chrono::hours{1}};
-  /// Soft lifetime: after it the value is stale and one caller recomputes while others are served it.
-  /// 0 means "same as ttl" (never stale, only expired). Must be <= ttl.
+  /// Soft lifetime: after it the value is stale and one caller recomputes while others are served
+  /// it. 0 means "same as ttl" (never stale, only expired). Must be <= ttl.
   std::chrono::milliseconds fresh_for{0};
   /// Each write shortens ttl and fresh_for by a random fraction in [0, jitter), so that entries
   /// written together do not expire together. 0 disables; must be in [0, 0.5].
@@ -54,7 +55,8 @@ struct Options {
   Refresh refresh{Refresh::caller};
   /// What a caller does when its key is cold and another caller is computing it.
   OnCold on_cold{OnCold::wait};
-  /// Longest wait for another caller's (or process's) computation when on_cold == wait. Must be > 0.
+  /// Longest wait for another caller's (or process's) computation when on_cold == wait. Must be >
+  /// 0.
   std::chrono::milliseconds cold_wait{std::chrono::seconds{30}};
   /// Lease of the cross-process lock on a shared store: a crashed holder blocks others at most this
   /// long. Must be > 0; set it above your function's slowest run.
@@ -63,13 +65,15 @@ struct Options {
   std::chrono::milliseconds lock_poll{std::chrono::milliseconds{20}};
   /// Application prefix, the first key segment: letters, digits, '_', '-', '.' only.
   std::string prefix{"larder"};
-  /// Schema version, the second key segment ("v1"): bump it when the cached value's meaning changes.
+  /// Schema version, the second key segment ("v1"): bump it when the cached value's meaning
+  /// changes.
   std::uint32_t schema_version{1};
   /// Keys longer than this (bytes) replace their params tail by a hash. Must be >= 64.
   std::size_t max_key_length{250};
   /// Time source; nullptr means larder::SystemClock. Must outlive the Cached.
   Clock* clock{nullptr};
-  /// Runs background refreshes; nullptr means larder::ThreadPool::shared(). Must outlive the Cached.
+  /// Runs background refreshes; nullptr means larder::ThreadPool::shared(). Must outlive the
+  /// Cached.
   Executor* executor{nullptr};
   /// Told of every store, decode and background failure (never stderr). May be empty.
   std::function<void(const ErrorEvent&)> on_error{};

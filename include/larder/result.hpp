@@ -20,10 +20,14 @@ enum class Source {
 
 constexpr std::string_view to_string(Source s) noexcept {
   switch (s) {
-    case Source::memory: return "memory";
-    case Source::remote: return "remote";
-    case Source::computed: return "computed";
-    case Source::coalesced: return "coalesced";
+    case Source::memory:
+      return "memory";
+    case Source::remote:
+      return "remote";
+    case Source::computed:
+      return "computed";
+    case Source::coalesced:
+      return "coalesced";
   }
   return "unknown";
 }

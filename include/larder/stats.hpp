@@ -16,10 +16,11 @@ struct Stats {
   std::uint64_t loads = 0;           ///< computations of the function that succeeded
   std::uint64_t load_failures = 0;   ///< computations that threw
   std::uint64_t coalesced = 0;       ///< calls that received another caller's computation
-  std::uint64_t cold_rejections = 0; ///< ColdCacheError thrown (fail_fast, or the wait ran out)
-  std::uint64_t store_errors = 0;    ///< store I/O failures survived (the value was computed anyway)
-  std::uint64_t decode_errors = 0;   ///< stored bytes that did not decode (treated as misses)
+  std::uint64_t cold_rejections = 0;  ///< ColdCacheError thrown (fail_fast, or the wait ran out)
+  std::uint64_t store_errors = 0;   ///< store I/O failures survived (the value was computed anyway)
+  std::uint64_t decode_errors = 0;  ///< stored bytes that did not decode (treated as misses)
   std::chrono::nanoseconds load_time{0};  ///< total time spent computing
+  std::uint64_t waiting = 0;  ///< gauge: callers waiting right now for another's computation
 
   std::uint64_t requests() const noexcept { return hits + stale_serves + misses; }
   /// Share of calls answered without computing: (hits + stale serves) / requests; 0 when idle.

@@ -20,8 +20,8 @@ static std::vector<std::int64_t> compute_top_book_ids(std::int64_t author, int l
 
 int main() {
   larder::MemoryStore store{{.max_entries = 100}};
-  larder::Cached top_book_ids{store, "Author", "top_book_ids", &compute_top_book_ids,
-                              {.ttl = 24h, .fresh_for = 1h}};
+  larder::Cached top_book_ids{
+      store, "Author", "top_book_ids", &compute_top_book_ids, {.ttl = 24h, .fresh_for = 1h}};
   std::vector<std::int64_t> a = top_book_ids(42, 10);
   std::vector<std::int64_t> b = top_book_ids(42, 10);
   if (a != b || a.size() != 10 || computations != 1 ||

@@ -2,7 +2,8 @@
 // version, schema fingerprint, freshness stamps, the key it was written for) and the encoded value.
 // Value and stamps travel together, so a hit costs one GET. See docs/redis.md, "Payload".
 //
-//   LRD1 <fingerprint:16 hex> <written ms> <fresh_until ms> <expires ms> <key length> <key>\n<value>
+//   LRD1 <fingerprint:16 hex> <written ms> <fresh_until ms> <expires ms> <key length>
+//   <key>\n<value>
 #pragma once
 
 #include <fmt/format.h>
@@ -26,8 +27,8 @@ inline TimePoint from_ms(std::int64_t ms) noexcept {
   return TimePoint{std::chrono::milliseconds{ms}};
 }
 
-inline std::string encode_envelope(std::string_view key, std::uint64_t fingerprint,
-                                   const Stamps& s, std::string_view value) {
+inline std::string encode_envelope(std::string_view key, std::uint64_t fingerprint, const Stamps& s,
+                                   std::string_view value) {
   std::string out;
   out.reserve(64 + key.size() + value.size());
   fmt::format_to(std::back_inserter(out), "{} {:016x} {} {} {} {} ", kEnvelopeMagic, fingerprint,
@@ -71,7 +72,8 @@ inline Envelope decode_envelope(std::string_view bytes, std::string_view key,
   const std::uint64_t key_len = field(10);
   if (key_len > bytes.size() - pos || bytes.size() - pos - key_len < 1) fail("truncated header");
   if (fp != fingerprint) fail("schema fingerprint differs (another deploy's value type or codec)");
-  if (bytes.substr(pos, key_len) != key) fail("written for another key (a collision or foreign data)");
+  if (bytes.substr(pos, key_len) != key)
+    fail("written for another key (a collision or foreign data)");
   pos += key_len;
   if (bytes[pos] != '\n') fail("malformed header");
   env.value = bytes.substr(pos + 1);

@@ -25,14 +25,14 @@ struct fn_traits<R (*)(A...)> {
 template <class R, class... A>
 struct fn_traits<R (*)(A...) noexcept> : fn_traits<R (*)(A...)> {};
 
-#define LARDER_MEMBER_TRAITS(QUALS)                        \
-  template <class R, class C, class... A>                  \
-  struct fn_traits<R (C::*)(A...) QUALS> {                 \
-    using type = Signature<R, const C&, A...>;             \
-  };                                                       \
-  template <class R, class C, class... A>                  \
-  struct fn_traits<R (C::*)(A...) QUALS noexcept> {        \
-    using type = Signature<R, const C&, A...>;             \
+#define LARDER_MEMBER_TRAITS(QUALS)                 \
+  template <class R, class C, class... A>           \
+  struct fn_traits<R (C::*)(A...) QUALS> {          \
+    using type = Signature<R, const C&, A...>;      \
+  };                                                \
+  template <class R, class C, class... A>           \
+  struct fn_traits<R (C::*)(A...) QUALS noexcept> { \
+    using type = Signature<R, const C&, A...>;      \
   };
 LARDER_MEMBER_TRAITS(const)
 LARDER_MEMBER_TRAITS(const&)
@@ -40,10 +40,10 @@ LARDER_MEMBER_TRAITS(const&)
 
 template <class Op>
 struct call_operator_traits;
-#define LARDER_CALL_OPERATOR_TRAITS(QUALS)                 \
-  template <class R, class C, class... A>                  \
-  struct call_operator_traits<R (C::*)(A...) QUALS> {      \
-    using type = Signature<R, A...>;                       \
+#define LARDER_CALL_OPERATOR_TRAITS(QUALS)            \
+  template <class R, class C, class... A>             \
+  struct call_operator_traits<R (C::*)(A...) QUALS> { \
+    using type = Signature<R, A...>;                  \
   };
 LARDER_CALL_OPERATOR_TRAITS()
 LARDER_CALL_OPERATOR_TRAITS(const)
@@ -52,7 +52,7 @@ LARDER_CALL_OPERATOR_TRAITS(const noexcept)
 #undef LARDER_CALL_OPERATOR_TRAITS
 
 template <class Fn>
-  requires std::is_class_v<Fn> && requires { &Fn::operator(); }
+requires std::is_class_v<Fn> && requires { &Fn::operator(); }
 struct fn_traits<Fn> : call_operator_traits<decltype(&Fn::operator())> {};
 
 template <class Fn>

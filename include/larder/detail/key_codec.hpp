@@ -29,23 +29,21 @@ template <class T>
 struct stored;
 
 template <class T>
-  requires(std::is_arithmetic_v<T> || std::is_enum_v<T>)
-struct stored<T> {
+requires(std::is_arithmetic_v<T> || std::is_enum_v<T>) struct stored<T> {
   using type = T;
 };
 
 template <class T>
-  requires(!std::is_arithmetic_v<T> && !std::is_enum_v<T> &&
-           std::is_convertible_v<const T&, std::string_view>)
-struct stored<T> {
+requires(!std::is_arithmetic_v<T> && !std::is_enum_v<T> &&
+         std::is_convertible_v<const T&, std::string_view>) struct stored<T> {
   using type = std::string;
 };
 
 template <class T>
-  requires KeyRange<T>
+requires KeyRange<T>
 struct stored<T> {
-  using type = std::vector<typename stored<
-      std::remove_cvref_t<std::ranges::range_value_t<const T&>>>::type>;
+  using type =
+      std::vector<typename stored<std::remove_cvref_t<std::ranges::range_value_t<const T&>>>::type>;
 };
 
 template <class T>

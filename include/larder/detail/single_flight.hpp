@@ -6,12 +6,12 @@
 // key, and otherwise is served the stale value at once.
 //
 // Failure. The leader always completes its flight, with a value or with the exception its
-// computation threw. Waiters rethrow that exception; nothing is cached; the flight is removed before
-// waiters wake, so the next call starts a new computation. If the leader itself dies unexpectedly,
-// the Leader guard fails the flight so that no waiter hangs.
+// computation threw. Waiters rethrow that exception; nothing is cached; the flight is removed
+// before waiters wake, so the next call starts a new computation. If the leader itself dies
+// unexpectedly, the Leader guard fails the flight so that no waiter hangs.
 //
-// Concurrency. One mutex guards the table (held for a hash lookup, never during a computation); each
-// flight has its own mutex and condition variable. Keys are rendered strings: a miss costs a
+// Concurrency. One mutex guards the table (held for a hash lookup, never during a computation);
+// each flight has its own mutex and condition variable. Keys are rendered strings: a miss costs a
 // computation, so rendering its key is noise. See docs/design.md, "Concurrency".
 #pragma once
 

@@ -1,0 +1,184 @@
+// The byte tier (shared store) path of Cached, on an in-process ByteStore double: payload round
+// trip, cross-"process" sharing, the lock, bad bytes, and store failures that must not fail a call.
+#include <cstdint>
+#include <future>
+#include <larder/larder.hpp>
+#include <string>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/counting_fn.hpp"
+#include "support/map_byte_store.hpp"
+
+using namespace std::chrono_literals;
+using larder::testing::CountingFn;
+using larder::testing::MapByteStore;
+
+namespace {
+auto wrap(CountingFn& fn) {
+  return [&fn](std::int64_t id) { return fn(id); };
+}
+
+/// L1 memory over L2 bytes, as a service instance would have.
+struct Tiered final : larder::Store {
+  larder::MemoryStore memory;
+  MapByteStore& bytes;
+  explicit Tiered(MapByteStore& b) : bytes{b} {}
+  larder::MemoryStore* memory_tier() noexcept override { return &memory; }
+  larder::ByteStore* byte_tier() noexcept override { return &bytes; }
+};
+}  // namespace
+
+TEST_CASE("A value written by one instance is read by another from the byte store", "[bytes]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  Tiered one{shared}, two{shared};
+  CountingFn fn;
+  larder::Options o{.ttl = 1h, .fresh_for = 30min, .clock = &clock};
+  larder::Cached a{one, "T", "f", wrap(fn), o};
+  larder::Cached b{two, "T", "f", wrap(fn), o};
+  CHECK(*a(4) == 40);
+  clock.advance(5min);
+  auto r = b(4);
+  CHECK(*r == 40);
+  CHECK(r.source() == larder::Source::remote);
+  CHECK(r.age() == 5min);  // the stamps travelled with the value
+  CHECK(b(4).source() == larder::Source::memory);
+  CHECK(fn.calls == 1);
+  const auto raw = shared.peek(a.key(4));
+  REQUIRE(raw);
+  CHECK(raw->starts_with("LRD1 "));
+  CHECK(raw->find("larder:v1:T:f:4\n40") != std::string::npos);
+}
+
+TEST_CASE("A byte-only store works without a memory tier", "[bytes]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  CountingFn fn;
+  larder::Cached c{shared, "T", "f", wrap(fn), {.ttl = 1h, .clock = &clock}};
+  CHECK(*c(1) == 10);
+  CHECK(c(1).source() == larder::Source::remote);
+  CHECK(fn.calls == 1);
+  clock.advance(61min);
+  CHECK(c(1).source() == larder::Source::computed);
+}
+
+TEST_CASE("Garbage, foreign keys and other schemas are misses, counted and overwritten",
+          "[bytes][decode]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  CountingFn fn;
+  larder::Cached c{shared, "T", "f", wrap(fn), {.ttl = 1h, .clock = &clock}};
+  larder::Cached v2{shared, "T", "f", wrap(fn), {.ttl = 1h, .schema_version = 2, .clock = &clock}};
+  const auto key = c.key(1);
+
+  shared.poke(key, "\x01\x02garbage");
+  CHECK(*c(1) == 10);
+  CHECK(c.stats().decode_errors == 1);
+  CHECK(shared.peek(key)->starts_with("LRD1 "));  // overwritten
+
+  // Bytes written for another key (a collision or foreign data).
+  c(2);
+  shared.poke(key, *shared.peek(c.key(2)));
+  CHECK(*c(1) == 10);
+  CHECK(c.stats().decode_errors == 2);
+
+  // Another deploy's schema under this key: the fingerprint differs.
+  v2(1);
+  shared.poke(key, [&] {
+    auto bytes = *shared.peek(v2.key(1));
+    auto pos = bytes.find("larder:v2:T:f:1");
+    bytes.replace(pos, 15, "larder:v1:T:f:1");
+    return bytes;
+  }());
+  CHECK(*c(1) == 10);
+  CHECK(c.stats().decode_errors == 3);
+
+  // A valid envelope whose value does not decode as the type.
+  auto bytes = *shared.peek(key);
+  shared.poke(key, bytes.substr(0, bytes.find('\n') + 1) + "\"not a number\"");
+  CHECK(*c(1) == 10);
+  CHECK(c.stats().decode_errors == 4);
+}
+
+TEST_CASE("A failing byte store never fails the call", "[bytes][failure]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  CountingFn fn;
+  std::vector<std::string> errors;
+  larder::Cached c{shared,
+                   "T",
+                   "f",
+                   wrap(fn),
+                   {.ttl = 1h, .clock = &clock, .on_error = [&](const larder::ErrorEvent& e) {
+                      errors.emplace_back(e.what);
+                    }}};
+  shared.failing = true;
+  CHECK(*c(1) == 10);
+  CHECK(*c(1) == 10);
+  CHECK(fn.calls == 2);
+  CHECK(c.stats().store_errors >= 2);
+  REQUIRE_FALSE(errors.empty());
+  CHECK(errors.front() == "map store: injected failure");
+  shared.failing = false;
+  CHECK(*c(1) == 10);
+  CHECK(c(1).source() == larder::Source::remote);
+}
+
+TEST_CASE("A cold key locked by another process is polled, not recomputed", "[bytes][lock]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  Tiered one{shared}, two{shared};
+  CountingFn fn;
+  larder::Options o{.ttl = 1h, .lock_poll = 1ms, .clock = &clock};
+  larder::Cached a{one, "T", "f", wrap(fn), o};
+  larder::Cached b{two, "T", "f", wrap(fn), o};
+  fn.close_gate();
+  auto first = std::async(std::launch::async, [&] { return a(3); });
+  fn.wait_inside(1);  // instance one holds the lock and computes
+  auto second = std::async(std::launch::async, [&] { return b(3); });
+  std::this_thread::sleep_for(20ms);  // instance two polls meanwhile
+  fn.open_gate();
+  CHECK(*first.get() == 30);
+  auto r = second.get();
+  CHECK(*r == 30);
+  CHECK(r.source() == larder::Source::remote);
+  CHECK(fn.calls == 1);
+  CHECK_FALSE(shared.peek(a.key(3) + ":#lock"));  // released by its owner
+}
+
+TEST_CASE("fail_fast refuses to wait for another process", "[bytes][lock]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  CountingFn fn;
+  larder::Cached c{shared,
+                   "T",
+                   "f",
+                   wrap(fn),
+                   {.ttl = 1h, .on_cold = larder::OnCold::fail_fast, .clock = &clock}};
+  REQUIRE(shared.try_lock(c.key(5) + ":#lock", "someone-else", 10s));
+  CHECK_THROWS_AS(c(5), larder::ColdCacheError);
+  CHECK(fn.calls == 0);
+  clock.advance(11s);  // the holder crashed: its lease ran out
+  CHECK(*c(5) == 50);
+}
+
+TEST_CASE("A stale shared entry is refreshed by one process only", "[bytes][freshness]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  CountingFn fn;
+  larder::Cached c{shared, "T", "f", wrap(fn), {.ttl = 24h, .fresh_for = 1h, .clock = &clock}};
+  c(1);
+  clock.advance(2h);
+  // Another process holds the refresh lock: we are served the stale value and do not compute.
+  REQUIRE(shared.try_lock(c.key(1) + ":#lock", "other", 1min));
+  auto r = c(1);
+  CHECK(r.stale());
+  CHECK(*r == 10);
+  CHECK(fn.calls == 1);
+  REQUIRE(shared.unlock(c.key(1) + ":#lock", "other"));
+  fn.offset = 1;
+  auto fresh = c(1);
+  CHECK(*fresh == 11);
+  CHECK_FALSE(fresh.stale());
+}

@@ -1,0 +1,383 @@
+// Cached: hits, freshness and TTL on a fake clock, single-flight, failures, invalidate/refresh,
+// stats and the result handle.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <future>
+#include <larder/larder.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/counting_fn.hpp"
+
+using namespace std::chrono_literals;
+using larder::testing::CountingFn;
+
+namespace {
+
+/// A manual executor: tasks run when the test says so.
+struct ManualExecutor final : larder::Executor {
+  std::mutex mutex;
+  std::vector<std::function<void()>> tasks;
+  void submit(std::function<void()> task) override {
+    std::lock_guard lock{mutex};
+    tasks.push_back(std::move(task));
+  }
+  std::size_t run_all() {
+    std::vector<std::function<void()>> now;
+    {
+      std::lock_guard lock{mutex};
+      now.swap(tasks);
+    }
+    for (auto& t : now) t();
+    return now.size();
+  }
+};
+
+struct RefusingExecutor final : larder::Executor {
+  void submit(std::function<void()>) override { throw std::runtime_error("queue full"); }
+};
+
+auto wrap(CountingFn& fn) {
+  return [&fn](std::int64_t id) { return fn(id); };
+}
+
+}  // namespace
+
+TEST_CASE("A second call hits and does not compute", "[cached]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 1h, .clock = &clock}};
+
+  auto first = c(4);
+  CHECK(*first == 40);
+  CHECK(first.source() == larder::Source::computed);
+  CHECK_FALSE(first.stale());
+  auto second = c(4);
+  CHECK(*second == 40);
+  CHECK(second.source() == larder::Source::memory);
+  CHECK(second.shared() == first.shared());  // the same object: nothing copied
+  CHECK(fn.calls == 1);
+  std::int64_t plain = c(4);  // converts to the value
+  CHECK(plain == 40);
+  CHECK(c(5).value() == 50);
+  CHECK(fn.calls == 2);
+}
+
+TEST_CASE("The hard TTL removes the entry", "[cached][ttl]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 10min, .clock = &clock}};
+  c(1);
+  clock.advance(9min);
+  auto r = c(1);
+  CHECK(r.source() == larder::Source::memory);
+  CHECK(r.age() == 9min);
+  clock.advance(1min);
+  CHECK(c(1).source() == larder::Source::computed);
+  CHECK(fn.calls == 2);
+  CHECK(store.expirations() == 1);
+}
+
+TEST_CASE("A stale entry is served while one caller recomputes", "[cached][freshness]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 24h, .fresh_for = 1h, .clock = &clock}};
+  c(1);
+  clock.advance(2h);
+  fn.offset = 1;
+  fn.close_gate();
+  // The first caller that finds it stale recomputes (blocked at the gate)...
+  auto refresher = std::async(std::launch::async, [&] { return c(1); });
+  fn.wait_inside(1);
+  // ...while every other caller is served the stale value at once.
+  for (int i = 0; i < 5; ++i) {
+    auto r = c(1);
+    CHECK(*r == 10);
+    CHECK(r.stale());
+    CHECK(r.age() == 2h);
+  }
+  fn.open_gate();
+  auto fresh = refresher.get();
+  CHECK(*fresh == 11);
+  CHECK_FALSE(fresh.stale());
+  CHECK(fresh.source() == larder::Source::computed);
+  CHECK(*c(1) == 11);
+  CHECK(fn.calls == 2);
+  const auto s = c.stats();
+  CHECK(s.stale_serves == 5);
+  CHECK(s.loads == 2);
+}
+
+TEST_CASE("A background refresh serves the stale value to every caller", "[cached][freshness]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  ManualExecutor executor;
+  CountingFn fn;
+  larder::Cached c{store,
+                   "T",
+                   "f",
+                   wrap(fn),
+                   {.ttl = 24h,
+                    .fresh_for = 1h,
+                    .refresh = larder::Refresh::background,
+                    .clock = &clock,
+                    .executor = &executor}};
+  c(1);
+  clock.advance(2h);
+  fn.offset = 5;
+  CHECK(*c(1) == 10);  // stale, refresh scheduled
+  CHECK(*c(1) == 10);  // stale, refresh already scheduled: not scheduled twice
+  CHECK(executor.run_all() == 1);
+  auto r = c(1);
+  CHECK(*r == 15);
+  CHECK_FALSE(r.stale());
+  CHECK(fn.calls == 2);
+  CHECK(c.stats().stale_serves == 2);
+}
+
+TEST_CASE("An executor that refuses the refresh makes the caller recompute", "[cached]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  RefusingExecutor executor;
+  CountingFn fn;
+  larder::Cached c{store,
+                   "T",
+                   "f",
+                   wrap(fn),
+                   {.ttl = 24h,
+                    .fresh_for = 1h,
+                    .refresh = larder::Refresh::background,
+                    .clock = &clock,
+                    .executor = &executor}};
+  c(1);
+  clock.advance(2h);
+  fn.offset = 5;
+  CHECK(*c(1) == 15);
+  CHECK(fn.calls == 2);
+}
+
+TEST_CASE("The shared background pool refreshes and the destructor waits for it", "[cached]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  CountingFn fn;
+  {
+    larder::Cached c{
+        store,
+        "T",
+        "f",
+        wrap(fn),
+        {.ttl = 24h, .fresh_for = 1h, .refresh = larder::Refresh::background, .clock = &clock}};
+    c(1);
+    clock.advance(2h);
+    CHECK(c(1).stale());
+  }  // ~Cached waits for the refresh
+  CHECK(fn.calls == 2);
+}
+
+TEST_CASE("Single-flight: 64 threads on a cold key compute once", "[cached][concurrency]") {
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 1h}};
+  constexpr int kThreads = 64;
+  fn.close_gate();
+  std::vector<std::future<larder::Result<std::int64_t>>> results;
+  for (int i = 0; i < kThreads; ++i)
+    results.push_back(std::async(std::launch::async, [&] { return c(9); }));
+  fn.wait_inside(1);
+  while (c.stats().waiting < kThreads - 1) std::this_thread::yield();  // all joined the flight
+  fn.open_gate();
+  int computed = 0;
+  for (auto& f : results) {
+    auto r = f.get();
+    CHECK(*r == 90);
+    if (r.source() == larder::Source::computed) ++computed;
+  }
+  CHECK(fn.calls == 1);
+  CHECK(computed == 1);
+  const auto s = c.stats();
+  CHECK(s.loads == 1);
+  CHECK(s.misses == 1);
+  CHECK(s.coalesced == kThreads - 1);
+  CHECK(s.waiting == 0);
+}
+
+TEST_CASE("An exception reaches every waiter and nothing is cached", "[cached][failure]") {
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 1h}};
+  fn.fail = true;
+  fn.close_gate();
+  std::vector<std::future<larder::Result<std::int64_t>>> results;
+  results.push_back(std::async(std::launch::async, [&] { return c(3); }));
+  fn.wait_inside(1);
+  for (int i = 0; i < 8; ++i)
+    results.push_back(std::async(std::launch::async, [&] { return c(3); }));
+  while (c.stats().waiting < 8) std::this_thread::yield();
+  fn.open_gate();
+  for (auto& f : results) CHECK_THROWS_WITH(f.get(), "database down");
+  CHECK(fn.calls == 1);  // the waiters shared the one failed computation...
+  CHECK(c.stats().load_failures == 1);
+  fn.fail = false;
+  CHECK(*c(3) == 30);  // ...and the next call tries again
+  CHECK(fn.calls == 2);
+}
+
+TEST_CASE("fail_fast refuses to wait for another caller's computation", "[cached][cold]") {
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 1h, .on_cold = larder::OnCold::fail_fast}};
+  fn.close_gate();
+  auto leader = std::async(std::launch::async, [&] { return c(2); });
+  fn.wait_inside(1);
+  CHECK_THROWS_AS(c(2), larder::ColdCacheError);
+  CHECK(c.stats().cold_rejections == 1);
+  fn.open_gate();
+  CHECK(*leader.get() == 20);
+  CHECK(*c(2) == 20);  // warm now: no error
+}
+
+TEST_CASE("A waiter gives up after cold_wait with ColdCacheError", "[cached][cold]") {
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 1h, .cold_wait = 30ms}};
+  fn.close_gate();
+  auto leader = std::async(std::launch::async, [&] { return c(2); });
+  fn.wait_inside(1);
+  CHECK_THROWS_WITH(c(2), Catch::Contains("still cold after waiting 30 ms"));
+  fn.open_gate();
+  CHECK(*leader.get() == 20);
+  CHECK(fn.calls == 1);
+}
+
+TEST_CASE("stale_if_error serves the stale value for a bounded time", "[cached][failure]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  CountingFn fn;
+  std::vector<larder::ErrorEvent::Kind> events;
+  larder::Cached c{store,
+                   "T",
+                   "f",
+                   wrap(fn),
+                   {.ttl = 24h,
+                    .fresh_for = 1h,
+                    .stale_if_error = 2h,
+                    .clock = &clock,
+                    .on_error = [&](const larder::ErrorEvent& e) { events.push_back(e.kind); }}};
+  c(1);
+  fn.fail = true;
+  clock.advance(90min);  // stale, inside the stale_if_error window
+  auto r = c(1);
+  CHECK(*r == 10);
+  CHECK(r.stale());
+  CHECK(c.stats().stale_on_error == 1);
+  REQUIRE(events.size() == 1);
+  CHECK(events[0] == larder::ErrorEvent::Kind::stale_served_on_error);
+  clock.advance(2h);  // past fresh_for + stale_if_error: the failure now propagates
+  CHECK_THROWS_WITH(c(1), "database down");
+  CHECK_THROWS_WITH(c(1), "database down");  // the stale entry is gone: a plain miss now
+  fn.fail = false;
+  CHECK(*c(1) == 10);
+}
+
+TEST_CASE("Without stale_if_error a failing refresh throws to its caller", "[cached][failure]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 24h, .fresh_for = 1h, .clock = &clock}};
+  c(1);
+  fn.fail = true;
+  clock.advance(2h);
+  CHECK_THROWS_WITH(c(1), "database down");
+  CHECK(c.stats().load_failures == 1);
+}
+
+TEST_CASE("invalidate drops the entry and refresh recomputes", "[cached]") {
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 1h}};
+  c(1);
+  c(2);
+  c.invalidate(1);
+  CHECK(c(1).source() == larder::Source::computed);
+  CHECK(c(2).source() == larder::Source::memory);  // only the invalidated key
+  fn.offset = 7;
+  auto r = c.refresh(2);
+  CHECK(*r == 27);
+  CHECK(r.source() == larder::Source::computed);
+  CHECK(*c(2) == 27);
+  CHECK(fn.calls == 4);
+  fn.fail = true;
+  CHECK_THROWS(c.refresh(2));
+  CHECK(*c(2) == 27);  // a failed refresh leaves the entry as it was
+}
+
+TEST_CASE("stats count hits, misses, loads and load time", "[cached][stats]") {
+  larder::MemoryStore store;
+  larder::Cached c{store, "T", "slow", [](std::int64_t id) {
+                     std::this_thread::sleep_for(2ms);
+                     return id;
+                   }};
+  c(1);
+  c(1);
+  c(1);
+  c(2);
+  const auto s = c.stats();
+  CHECK(s.hits == 2);
+  CHECK(s.misses == 2);
+  CHECK(s.loads == 2);
+  CHECK(s.load_failures == 0);
+  CHECK(s.load_time >= 4ms);
+  CHECK(s.hit_ratio() == 0.5);  // 2 of 4, exact in binary
+  CHECK(s.mean_load_time() >= 2ms);
+  CHECK(s.time_saved() >= 4ms);
+}
+
+TEST_CASE("Jitter shortens lifetimes by at most the given fraction", "[cached][ttl]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  larder::Cached c{store,
+                   "T",
+                   "f",
+                   [](std::int64_t id) { return id; },
+                   {.ttl = 100min, .jitter = 0.2, .clock = &clock}};
+  for (std::int64_t id = 0; id < 50; ++id) c(id);
+  clock.advance(79min);  // every entry lives at least 80 minutes
+  for (std::int64_t id = 0; id < 50; ++id) CHECK(c(id).source() == larder::Source::memory);
+  clock.advance(21min);  // and at most 100
+  for (std::int64_t id = 0; id < 50; ++id) CHECK(c(id).source() == larder::Source::computed);
+}
+
+TEST_CASE("Two functions with one name and different types are refused", "[cached]") {
+  larder::MemoryStore store;
+  larder::Cached a{store, "T", "f", [](std::int64_t id) { return id; }};
+  CHECK_THROWS_AS((larder::Cached{store, "T", "f", [](std::int64_t id) { return double(id); }}),
+                  std::invalid_argument);
+  larder::Cached same{store, "T", "f", [](std::int64_t id) { return id + 1; }};
+  a(1);
+  CHECK(*same(1) == 1);  // same key space and types: they share entries, as in a shared store
+}
+
+TEST_CASE("Concurrent hits, misses and invalidations stay consistent", "[cached][concurrency]") {
+  larder::MemoryStore store{{.max_entries = 64}};
+  larder::Cached c{store, "T", "f", [](std::int64_t id) { return id * 3; }, {.ttl = 1h}};
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 4000; ++i) {
+        const std::int64_t id = (i * 7 + t) % 100;
+        if (i % 50 == 0) c.invalidate(id);
+        if (*c(id) != id * 3) ++wrong;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(wrong == 0);
+  CHECK(store.size() <= 64);
+}
