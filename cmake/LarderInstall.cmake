@@ -22,5 +22,8 @@ write_basic_package_version_file("${PROJECT_BINARY_DIR}/larderConfigVersion.cmak
 install(FILES "${PROJECT_BINARY_DIR}/larderConfig.cmake" "${PROJECT_BINARY_DIR}/larderConfigVersion.cmake"
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/larder)
 
+# Relocatable: the prefix is found from the .pc file's own place, so `cmake --install --prefix X`
+# and a moved install tree both work.
+file(RELATIVE_PATH LARDER_PC_TO_PREFIX "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/prefix")
 configure_file("${PROJECT_SOURCE_DIR}/cmake/larder.pc.in" "${PROJECT_BINARY_DIR}/larder.pc" @ONLY)
 install(FILES "${PROJECT_BINARY_DIR}/larder.pc" DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -40,11 +40,17 @@ step "TSan tests"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   setarch "$(uname -m)" -R ctest --test-dir build/ci-tsan --output-on-failure -j"$jobs"
 
-step "consumer build against the installed package"
+step "consumer builds: installed package, add_subdirectory, FetchContent"
 rm -rf build/ci-install
 cmake --install build/ci-normal >/dev/null
-cmake -S tests/consumer -B build/ci-consumer -DCMAKE_PREFIX_PATH="$PWD/build/ci-install" >/dev/null
-cmake --build build/ci-consumer -j"$jobs"
-build/ci-consumer/consumer
+for mode in package subdirectory fetchcontent; do
+  rm -rf "build/ci-consumer-$mode"
+  cmake -S tests/consumer -B "build/ci-consumer-$mode" -DLARDER_CONSUME="$mode" \
+    -DCMAKE_PREFIX_PATH="$PWD/build/ci-install" >/dev/null
+  cmake --build "build/ci-consumer-$mode" -j"$jobs" >/dev/null
+  "build/ci-consumer-$mode/consumer"
+done
+pkg-config --exists --print-errors "--with-path=$PWD/build/ci-install/lib/pkgconfig" \
+  "--with-path=$PWD/build/ci-install/lib/x86_64-linux-gnu/pkgconfig" larder
 
 step "all passed"
