@@ -1,16 +1,38 @@
-// memory_store.hpp: the embedded default store: bounded, in-process, TTL-aware, keeping decoded
-// values (std::shared_ptr<const T>), so a hit never parses or copies a value.
-// Thread-safe: every member may be called concurrently. Never throws StoreError.
+// memory_store.hpp: the embedded default store: bounded by entry count and by weight, in-process,
+// TTL-aware, keeping decoded values (std::shared_ptr<const T>), so a hit never parses or copies a
+// value. Thread-safe: every member may be called concurrently. Never throws StoreError.
 //
 // Example:
-//   larder::MemoryStore store{{.max_entries = 10'000}};
+//   larder::MemoryStore store{{.max_entries = 10'000, .max_weight = 256 << 20}};
 //   larder::Cached top{store, "Author", "top_book_ids", &compute_top_book_ids, {.ttl = 1h}};
+//
+// Design (docs/memory_store.md has the measurements):
+//
+// Reads take no lock. The table is split into shards; each shard is a chained hash table of atomic
+// pointers. A reader announces itself in an epoch record of its own (detail/epoch.hpp), walks a
+// chain, copies the value's shared_ptr and the stamps, and notes the node in a lossy read buffer
+// (one store into a slot of its own stripe). A shard's sequence number tells a reader that a resize
+// moved the chains under it, so a miss is only reported from a stable table.
+//
+// Writes lock one shard to link or unlink a node, then the policy mutex to tell the eviction policy
+// (detail/store_policy.hpp), which names the victims. Readers' accesses reach the policy in
+// batches: a thread that has read a buffer's worth of entries try-locks the policy mutex and
+// replays every stripe's buffer (entries overwritten before that are lost, which only blurs recency
+// a little).
+//
+// Expiry: every entry sits in a calendar bucket of ~1.07 s by its expiry time; maintenance pops the
+// buckets that are wholly past, so an expired entry leaves without any scan of the store, and a
+// find never returns an expired entry.
+//
+// Reclamation: an unlinked node is retired with the current epoch and freed two epochs later, after
+// the read buffers were emptied, so neither a reader nor a buffered pointer ever sees freed memory.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -20,8 +42,13 @@
 #include <typeindex>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "larder/clock.hpp"
+#include "larder/detail/epoch.hpp"
+#include "larder/detail/store_policy.hpp"
+#include "larder/detail/striped_counter.hpp"
+#include "larder/detail/weight.hpp"
 #include "larder/store.hpp"
 
 namespace larder {
@@ -29,6 +56,9 @@ namespace larder {
 struct MemoryStoreOptions {
   /// Most entries kept at once, across every Cached using the store. Must be >= 1.
   std::size_t max_entries = 10'000;
+  /// Most total weight kept at once (bytes, unless the value type has a larder_weight); 0: no bound
+  /// by weight. An entry heavier than this alone is not stored (see MemoryStore::rejected()).
+  std::uint64_t max_weight = 0;
 };
 
 /// A value found in the store with its stamps.
@@ -42,25 +72,42 @@ class MemoryStore final : public Store {
  public:
   using Options = MemoryStoreOptions;
 
-  explicit MemoryStore(Options options = {}) : options_{options} {
+  explicit MemoryStore(Options options = {})
+      : options_{options}, policy_{options.max_entries, options.max_weight} {
     if (options_.max_entries == 0)
       throw std::invalid_argument("larder::MemoryStoreOptions::max_entries must be at least 1");
+    for (auto& s : shards_) s.table.store(new Table{kInitialBuckets}, std::memory_order_relaxed);
   }
   MemoryStore(const MemoryStore&) = delete;
   MemoryStore& operator=(const MemoryStore&) = delete;
 
+  ~MemoryStore() override {
+    for (auto& s : shards_) {
+      Table* t = s.table.load(std::memory_order_relaxed);
+      for (std::size_t i = 0; i <= t->mask; ++i) {
+        Node* n = t->slots[i].load(std::memory_order_relaxed);
+        while (n != nullptr) {
+          Node* next = n->next.load(std::memory_order_relaxed);
+          delete n;
+          n = next;
+        }
+      }
+      delete t;
+    }
+    for (auto& r : retired_) r.free();
+  }
+
   MemoryStore* memory_tier() noexcept override { return this; }
 
-  // ---- the typed interface Cached uses
-  // ----------------------------------------------------------- Entries live in namespaces (one per
-  // cached function): a namespace fixes the key and value types, so an entry found by (namespace,
-  // hash) can be compared by its typed key.
+  // ---- the typed interface Cached uses ----------------------------------------------------------
+  // Entries live in namespaces (one per cached function): a namespace fixes the key and value
+  // types, so an entry found by (namespace, hash) can be compared by its typed key.
 
   /// The namespace id for `name` with key type K and value type V. Registering the same name with
   /// other types throws std::invalid_argument (two functions would share keys).
   template <class K, class V>
   std::uint32_t namespace_id(std::string_view name) {
-    std::lock_guard lock{mutex_};
+    std::lock_guard lock{namespaces_mutex_};
     auto it = namespaces_.find(std::string(name));
     if (it != namespaces_.end()) {
       if (it->second.key != typeid(K) || it->second.value != typeid(V))
@@ -76,91 +123,222 @@ class MemoryStore final : public Store {
   }
 
   /// The live entry of namespace ns whose hash is `hash` and whose key satisfies eq, or nullopt.
-  /// An entry past its expiry is removed and not returned.
+  /// An entry past its expiry is not returned (and is removed). Takes no lock (see the top).
   template <class K, class V, class Eq>
   std::optional<Found<V>> find(std::uint32_t ns, std::uint64_t hash, const Eq& eq, TimePoint now) {
-    std::lock_guard lock{mutex_};
-    auto range = index_.equal_range(hash);
-    for (auto it = range.first; it != range.second; ++it) {
-      auto& node = **it->second;
-      if (node.ns != ns) continue;
-      auto& typed = static_cast<TypedNode<K, V>&>(node);
-      if (!eq(typed.key)) continue;
-      if (typed.stamps.expired(now)) {
-        lru_.erase(it->second);
-        index_.erase(it);
-        ++expirations_;
+    std::optional<Found<V>> out;
+    bool maintain = false;
+    {
+      detail::EpochDomain::Guard guard{epochs()};
+      Node* n = lookup<K, V>(ns, hash, eq);
+      if (n == nullptr) return std::nullopt;
+      if (n->stamps.expired(now)) {
+        if (unlink_node(n)) {
+          std::lock_guard lock{policy_mutex_};
+          release_locked(n);
+          expirations_.fetch_add(1, std::memory_order_relaxed);
+        }
         return std::nullopt;
       }
-      lru_.splice(lru_.begin(), lru_, it->second);  // most recently used first
-      return Found<V>{typed.value, typed.stamps};
+      const auto& typed = static_cast<const TypedNode<K, V>&>(*n);
+      out.emplace(Found<V>{typed.value, typed.stamps});
+      maintain = record_read(n);
     }
-    return std::nullopt;
+    if (maintain && policy_mutex_.try_lock()) {
+      std::lock_guard lock{policy_mutex_, std::adopt_lock};
+      maintain_locked(now);
+    }
+    return out;
   }
 
-  /// Inserts or replaces the entry, evicting the least recently used ones beyond max_entries.
+  /// Inserts or replaces the entry, then evicts what the policy chooses beyond max_entries and
+  /// max_weight (possibly the new entry itself). An entry heavier than max_weight is not stored:
+  /// the old entry under its key is removed and rejected() counts it.
   template <class K, class V, class Eq>
   void put(std::uint32_t ns, std::uint64_t hash, const Eq& eq, K key,
            std::shared_ptr<const V> value, const Stamps& stamps) {
-    auto fresh =
-        std::make_unique<TypedNode<K, V>>(ns, hash, stamps, std::move(key), std::move(value));
-    std::lock_guard lock{mutex_};
-    erase_locked<K, V>(ns, hash, eq);
-    lru_.push_front(std::move(fresh));
-    index_.emplace(hash, lru_.begin());
-    while (lru_.size() > options_.max_entries) {
-      auto victim = std::prev(lru_.end());
-      remove_from_index(victim);
-      lru_.erase(victim);
-      ++evictions_;
+    const std::uint64_t weight = detail::entry_weight(key, *value);
+    if (options_.max_weight != 0 && weight > options_.max_weight) {
+      rejected_.fetch_add(1, std::memory_order_relaxed);
+      erase<K, V>(ns, hash, eq);
+      return;
     }
+    auto* node = new TypedNode<K, V>(ns, hash, stamps, std::move(key), std::move(value));
+    node->weight = weight;
+    // Between the shard lock and the policy lock, another thread may evict and retire `old` (or
+    // `node`): the guard keeps both alive until this call is done with them.
+    detail::EpochDomain::Guard guard{epochs()};
+    Node* old = nullptr;
+    Table* old_table = nullptr;
+    Shard& s = shard_of(hash);
+    {
+      std::lock_guard lock{s.mutex};
+      old = find_locked<K, V>(s, ns, hash, eq);
+      link_locked(s, node);
+      if (old != nullptr) unlink_locked(s, old);
+      if (s.count.load(std::memory_order_relaxed) > s.table.load(std::memory_order_relaxed)->mask)
+        old_table = grow_locked(s);
+    }
+    std::lock_guard lock{policy_mutex_};
+    if (old_table != nullptr) retire(old_table);
+    if (old != nullptr) release_locked(old);
+    admit_locked(node);
+    maintain_locked(stamps.written);
   }
 
   /// Removes the entry; true if there was one.
   template <class K, class V, class Eq>
   bool erase(std::uint32_t ns, std::uint64_t hash, const Eq& eq) {
-    std::lock_guard lock{mutex_};
-    return erase_locked<K, V>(ns, hash, eq);
+    Shard& s = shard_of(hash);
+    Node* n = nullptr;
+    detail::EpochDomain::Guard guard{epochs()};  // n stays alive until release_locked
+    {
+      std::lock_guard lock{s.mutex};
+      n = find_locked<K, V>(s, ns, hash, eq);
+      if (n == nullptr) return false;
+      unlink_locked(s, n);
+    }
+    std::lock_guard lock{policy_mutex_};
+    release_locked(n);
+    return true;
   }
 
-  // ---- housekeeping
-  // ------------------------------------------------------------------------------
+  // ---- housekeeping -----------------------------------------------------------------------------
 
-  std::size_t size() const {
-    std::lock_guard lock{mutex_};
-    return lru_.size();
+  /// Entries in the table (a put may exceed the bounds by one until its own eviction ran).
+  std::size_t size() const noexcept {
+    std::size_t n = 0;
+    for (const auto& s : shards_) n += s.count.load(std::memory_order_relaxed);
+    return n;
   }
   std::size_t max_entries() const noexcept { return options_.max_entries; }
-  std::uint64_t evictions() const {
-    std::lock_guard lock{mutex_};
-    return evictions_;
+  std::uint64_t max_weight() const noexcept { return options_.max_weight; }
+  /// The total weight of the entries the policy holds.
+  std::uint64_t weighted_size() const {
+    std::lock_guard lock{policy_mutex_};
+    return policy_.weight();
   }
-  std::uint64_t expirations() const {
-    std::lock_guard lock{mutex_};
-    return expirations_;
+  /// Entries dropped to respect the bounds (including new entries the policy declined).
+  std::uint64_t evictions() const noexcept { return evictions_.load(std::memory_order_relaxed); }
+  /// Entries dropped because their TTL passed.
+  std::uint64_t expirations() const noexcept {
+    return expirations_.load(std::memory_order_relaxed);
   }
+  /// Entries not stored because each alone weighed more than max_weight.
+  std::uint64_t rejected() const noexcept { return rejected_.load(std::memory_order_relaxed); }
+
+  /// Removes every entry.
   void clear() {
-    std::lock_guard lock{mutex_};
-    index_.clear();
-    lru_.clear();
+    std::lock_guard lock{policy_mutex_};
+    for (auto& s : shards_) {
+      std::lock_guard shard_lock{s.mutex};
+      Table* t = s.table.load(std::memory_order_relaxed);
+      for (std::size_t i = 0; i <= t->mask; ++i) {
+        Node* n = t->slots[i].load(std::memory_order_relaxed);
+        t->slots[i].store(nullptr, std::memory_order_release);
+        while (n != nullptr) {
+          Node* next = n->next.load(std::memory_order_relaxed);
+          n->linked = false;
+          release_locked(n);
+          n = next;
+        }
+      }
+      s.count.store(0, std::memory_order_relaxed);
+    }
+    reclaim_locked();
+  }
+
+  /// Runs the pending maintenance now (replays buffered reads, expires entries past `now`, frees
+  /// retired memory). Reads and writes do this on their own; tests call it to reach a quiet state.
+  void maintain(TimePoint now) {
+    std::lock_guard lock{policy_mutex_};
+    maintain_locked(now);
+  }
+
+  /// Checks the store's invariants and throws std::logic_error naming the first one broken: every
+  /// linked entry is known to the policy and the calendar and vice versa, the counts agree, and the
+  /// bounds hold. For tests; call it while no other thread uses the store.
+  void check_invariants() const {
+    std::lock_guard lock{policy_mutex_};
+    auto fail = [](const std::string& what) {
+      throw std::logic_error("larder::MemoryStore invariant: " + what);
+    };
+    std::size_t linked = 0;
+    std::uint64_t weight = 0;
+    for (const auto& s : shards_) {
+      std::lock_guard shard_lock{s.mutex};
+      const Table* t = s.table.load(std::memory_order_relaxed);
+      std::size_t in_shard = 0;
+      for (std::size_t i = 0; i <= t->mask; ++i) {
+        for (const Node* n = t->slots[i].load(std::memory_order_relaxed); n != nullptr;
+             n = n->next.load(std::memory_order_relaxed)) {
+          if (&shard_of(n->hash) != &s || (n->hash & t->mask) != i) fail("entry in wrong bucket");
+          if (!n->linked || n->state != State::live) fail("linked entry not live");
+          ++in_shard;
+          weight += n->weight;
+        }
+      }
+      if (in_shard != s.count.load(std::memory_order_relaxed)) fail("shard count");
+      linked += in_shard;
+    }
+    policy_.check_invariants();
+    if (policy_.count() != linked) fail("policy count differs from the table");
+    if (policy_.weight() != weight) fail("policy weight differs from the table");
+    if (linked > options_.max_entries) fail("more entries than max_entries");
+    if (options_.max_weight != 0 && weight > options_.max_weight) fail("weight over max_weight");
+    std::size_t timed = 0;
+    for (const auto& [tick, head] : calendar_) {
+      if (head == nullptr) fail("empty calendar bucket");
+      for (const Node* n = head; n != nullptr; n = n->timer_next) {
+        if (tick_of(n->stamps) != tick) fail("entry in wrong calendar bucket");
+        ++timed;
+      }
+    }
+    if (timed != linked) fail("calendar count differs from the table");
   }
 
  private:
-  struct Node {
-    Node(std::uint32_t n, std::uint64_t h, const Stamps& s) : ns{n}, hash{h}, stamps{s} {}
+  enum class State : std::uint8_t {
+    pending,  // linked in the table, not yet admitted to the policy
+    live,     // in the policy and the calendar
+    removed   // out of the policy; retired, or to be retired by the put that linked it
+  };
+
+  struct Node : detail::StoreHook {
+    Node(std::uint32_t n, std::uint64_t h, const Stamps& s) : stamps{s}, hash{h}, ns{n} {}
     virtual ~Node() = default;
-    std::uint32_t ns;
-    std::uint64_t hash;
-    Stamps stamps;
+    Node(const Node&) = delete;
+    Node& operator=(const Node&) = delete;
+    std::atomic<Node*> next{nullptr};  // the shard's chain
+    Node* timer_prev = nullptr;        // the calendar bucket's list (policy mutex)
+    Node* timer_next = nullptr;
+    const Stamps stamps;
+    const std::uint64_t hash;
+    const std::uint32_t ns;
+    State state = State::pending;  // policy mutex
+    bool linked = true;            // shard mutex
   };
   template <class K, class V>
   struct TypedNode final : Node {
     TypedNode(std::uint32_t n, std::uint64_t h, const Stamps& s, K k, std::shared_ptr<const V> v)
         : Node{n, h, s}, key{std::move(k)}, value{std::move(v)} {}
-    K key;
-    std::shared_ptr<const V> value;
+    const K key;
+    const std::shared_ptr<const V> value;
   };
-  using List = std::list<std::unique_ptr<Node>>;
+
+  struct Table {
+    explicit Table(std::size_t buckets)
+        : mask{buckets - 1}, slots{std::make_unique<std::atomic<Node*>[]>(buckets)} {}
+    std::size_t mask;
+    std::unique_ptr<std::atomic<Node*>[]> slots;
+  };
+
+  struct alignas(detail::kCacheLine) Shard {
+    mutable std::mutex mutex;            // writers
+    std::atomic<std::uint32_t> seq{0};   // odd while a resize moves chains
+    std::atomic<Table*> table{nullptr};  // replaced (and retired) by a resize
+    std::atomic<std::size_t> count{0};   // linked entries; written under mutex
+  };
 
   struct NamespaceInfo {
     std::uint32_t id;
@@ -168,36 +346,273 @@ class MemoryStore final : public Store {
     std::type_index value;
   };
 
-  template <class K, class V, class Eq>
-  bool erase_locked(std::uint32_t ns, std::uint64_t hash, const Eq& eq) {
-    auto range = index_.equal_range(hash);
-    for (auto it = range.first; it != range.second; ++it) {
-      auto& node = **it->second;
-      if (node.ns != ns || !eq(static_cast<TypedNode<K, V>&>(node).key)) continue;
-      lru_.erase(it->second);
-      index_.erase(it);
-      return true;
+  /// Memory waiting for the readers that might see it.
+  struct Retired {
+    std::uint64_t epoch;
+    Node* node;
+    Table* table;
+    void free() const {
+      delete node;
+      delete table;
     }
-    return false;
+  };
+
+  static constexpr std::size_t kShardBits = 4;
+  static constexpr std::size_t kShards = std::size_t{1} << kShardBits;
+  static constexpr std::size_t kInitialBuckets = 16;  // per shard; doubles at load factor 1
+  static constexpr std::size_t kReadSlots = 16;       // per stripe; a power of two
+  static constexpr unsigned kTickShift = 30;          // calendar bucket: 2^30 ns, about 1.07 s
+
+  static detail::EpochDomain& epochs() noexcept { return detail::EpochDomain::global(); }
+
+  Shard& shard_of(std::uint64_t hash) noexcept { return shards_[hash >> (64 - kShardBits)]; }
+  const Shard& shard_of(std::uint64_t hash) const noexcept {
+    return shards_[hash >> (64 - kShardBits)];
   }
 
-  void remove_from_index(List::iterator pos) {
-    auto range = index_.equal_range((*pos)->hash);
-    for (auto it = range.first; it != range.second; ++it) {
-      if (it->second == pos) {
-        index_.erase(it);
-        return;
+  // ---- table
+  // --------------------------------------------------------------------------------------
+
+  /// Lock-free lookup; call inside an epoch guard.
+  template <class K, class V, class Eq>
+  Node* lookup(std::uint32_t ns, std::uint64_t hash, const Eq& eq) const {
+    const Shard& s = shard_of(hash);
+    for (;;) {
+      const std::uint32_t seq = s.seq.load(std::memory_order_acquire);
+      if ((seq & 1) != 0) continue;  // a resize is moving chains: wait for it
+      const Table* t = s.table.load(std::memory_order_acquire);
+      for (Node* n = t->slots[hash & t->mask].load(std::memory_order_acquire); n != nullptr;
+           n = n->next.load(std::memory_order_acquire)) {
+        if (n->hash == hash && n->ns == ns && eq(static_cast<const TypedNode<K, V>&>(*n).key))
+          return n;
+      }
+      if (s.seq.load(std::memory_order_acquire) == seq) return nullptr;
+    }
+  }
+
+  template <class K, class V, class Eq>
+  Node* find_locked(Shard& s, std::uint32_t ns, std::uint64_t hash, const Eq& eq) {
+    const Table* t = s.table.load(std::memory_order_relaxed);
+    for (Node* n = t->slots[hash & t->mask].load(std::memory_order_relaxed); n != nullptr;
+         n = n->next.load(std::memory_order_relaxed)) {
+      if (n->hash == hash && n->ns == ns && eq(static_cast<const TypedNode<K, V>&>(*n).key))
+        return n;
+    }
+    return nullptr;
+  }
+
+  static void link_locked(Shard& s, Node* n) {
+    const Table* t = s.table.load(std::memory_order_relaxed);
+    auto& head = t->slots[n->hash & t->mask];
+    n->next.store(head.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    head.store(n, std::memory_order_release);
+    s.count.store(s.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  }
+
+  /// Unlinks n from its chain. Readers standing on n keep walking: n->next is left as it was.
+  static void unlink_locked(Shard& s, Node* n) {
+    const Table* t = s.table.load(std::memory_order_relaxed);
+    std::atomic<Node*>* link = &t->slots[n->hash & t->mask];
+    for (Node* p = link->load(std::memory_order_relaxed); p != n;
+         p = link->load(std::memory_order_relaxed)) {
+      if (p == nullptr) throw std::logic_error("larder::MemoryStore: unlinking a missing entry");
+      link = &p->next;
+    }
+    link->store(n->next.load(std::memory_order_relaxed), std::memory_order_release);
+    n->linked = false;
+    s.count.store(s.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  }
+
+  /// Unlinks n if it is still linked; true if this call did.
+  bool unlink_node(Node* n) {
+    Shard& s = shard_of(n->hash);
+    std::lock_guard lock{s.mutex};
+    if (!n->linked) return false;
+    unlink_locked(s, n);
+    return true;
+  }
+
+  /// Doubles the shard's table; returns the old one, to retire.
+  static Table* grow_locked(Shard& s) {
+    Table* old = s.table.load(std::memory_order_relaxed);
+    auto* bigger = new Table{(old->mask + 1) * 2};
+    // Odd while moving. No fence: every store a reader could observe below is a release store, so
+    // a reader that sees a moved link also sees the odd sequence number when it checks again.
+    s.seq.store(s.seq.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    for (std::size_t i = 0; i <= old->mask; ++i) {
+      Node* n = old->slots[i].load(std::memory_order_relaxed);
+      while (n != nullptr) {
+        Node* next = n->next.load(std::memory_order_relaxed);
+        auto& head = bigger->slots[n->hash & bigger->mask];
+        n->next.store(head.load(std::memory_order_relaxed), std::memory_order_release);
+        head.store(n, std::memory_order_relaxed);
+        n = next;
+      }
+    }
+    s.table.store(bigger, std::memory_order_release);
+    s.seq.store(s.seq.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    return old;
+  }
+
+  // ---- read buffers
+  // -------------------------------------------------------------------------------
+
+  struct alignas(detail::kCacheLine) ReadStripe {
+    std::array<std::atomic<Node*>, kReadSlots> slots{};
+  };
+
+  /// Notes a read for the policy; true when this thread should try to run maintenance.
+  bool record_read(Node* n) noexcept {
+    thread_local std::size_t reads = 0;
+    const std::size_t i = reads++;
+    read_buffer_[detail::stripe_index()].slots[i & (kReadSlots - 1)].store(
+        n, std::memory_order_release);
+    return (i & (kReadSlots - 1)) == kReadSlots - 1;
+  }
+
+  void drain_reads_locked() {
+    for (auto& stripe : read_buffer_) {
+      for (auto& slot : stripe.slots) {
+        if (slot.load(std::memory_order_relaxed) == nullptr) continue;
+        Node* n = slot.exchange(nullptr, std::memory_order_acquire);
+        if (n != nullptr && n->state == State::live) policy_.access(n);
+      }
+    }
+  }
+
+  // ---- policy (all under policy_mutex_)
+  // ------------------------------------------------------------
+
+  void admit_locked(Node* n) {
+    if (n->state == State::removed) {  // erased between its link and now
+      retire(n);
+      return;
+    }
+    n->state = State::live;
+    calendar_add(n);
+    victims_.clear();
+    policy_.insert(n, victims_);
+    for (detail::StoreHook* h : victims_) {
+      Node* v = static_cast<Node*>(h);
+      calendar_remove(v);
+      v->state = State::removed;
+      if (unlink_node(v)) evictions_.fetch_add(1, std::memory_order_relaxed);
+      retire(v);
+    }
+  }
+
+  /// n was unlinked by the caller: drop it from the policy.
+  void release_locked(Node* n) {
+    switch (n->state) {
+      case State::live:
+        policy_.remove(n);
+        calendar_remove(n);
+        n->state = State::removed;
+        retire(n);
+        break;
+      case State::pending:
+        n->state = State::removed;  // the put that linked it retires it
+        break;
+      case State::removed:
+        break;  // an eviction got there first and retired it
+    }
+  }
+
+  void maintain_locked(TimePoint now) {
+    const std::uint64_t safe = epochs().try_advance();
+    drain_reads_locked();  // after the epoch check: buffered pointers to what we free are gone
+    expire_locked(now);
+    reclaim_up_to(safe);
+  }
+
+  void reclaim_locked() {
+    const std::uint64_t safe = epochs().try_advance();
+    drain_reads_locked();
+    reclaim_up_to(safe);
+  }
+
+  void reclaim_up_to(std::uint64_t current) {
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < retired_.size(); ++i) {
+      if (retired_[i].epoch + 2 <= current) {
+        retired_[i].free();
+      } else {
+        retired_[kept++] = retired_[i];
+      }
+    }
+    retired_.resize(kept);
+  }
+
+  void retire(Node* n) { retired_.push_back(Retired{epochs().current(), n, nullptr}); }
+  void retire(Table* t) { retired_.push_back(Retired{epochs().current(), nullptr, t}); }
+
+  // ---- expiry calendar (policy mutex)
+  // -------------------------------------------------------------
+
+  /// The bucket of an entry: every entry of bucket k expires before k << kTickShift.
+  static std::uint64_t tick_of(const Stamps& s) noexcept {
+    const auto ns = s.expires.time_since_epoch().count();
+    return ns <= 0 ? 0 : (static_cast<std::uint64_t>(ns) >> kTickShift) + 1;
+  }
+
+  void calendar_add(Node* n) {
+    Node*& head = calendar_[tick_of(n->stamps)];
+    n->timer_prev = nullptr;
+    n->timer_next = head;
+    if (head != nullptr) head->timer_prev = n;
+    head = n;
+  }
+
+  void calendar_remove(Node* n) {
+    if (n->timer_next != nullptr) n->timer_next->timer_prev = n->timer_prev;
+    if (n->timer_prev != nullptr) {
+      n->timer_prev->timer_next = n->timer_next;
+    } else {
+      auto it = calendar_.find(tick_of(n->stamps));
+      if (n->timer_next == nullptr) {
+        calendar_.erase(it);
+      } else {
+        it->second = n->timer_next;
+      }
+    }
+    n->timer_prev = n->timer_next = nullptr;
+  }
+
+  void expire_locked(TimePoint now) {
+    const auto now_ns = now.time_since_epoch().count();
+    if (now_ns <= 0) return;
+    const std::uint64_t past = static_cast<std::uint64_t>(now_ns) >> kTickShift;
+    while (!calendar_.empty() && calendar_.begin()->first <= past) {
+      Node* n = calendar_.begin()->second;
+      calendar_.erase(calendar_.begin());
+      while (n != nullptr) {
+        Node* next = n->timer_next;
+        n->timer_prev = n->timer_next = nullptr;
+        policy_.remove(n);
+        n->state = State::removed;
+        if (unlink_node(n)) expirations_.fetch_add(1, std::memory_order_relaxed);
+        retire(n);
+        n = next;
       }
     }
   }
 
   Options options_;
-  mutable std::mutex mutex_;
-  List lru_;
-  std::unordered_multimap<std::uint64_t, List::iterator> index_;
+  std::array<Shard, kShards> shards_;
+  std::array<ReadStripe, detail::kStripes> read_buffer_;
+
+  mutable std::mutex policy_mutex_;  // guards everything below
+  detail::StorePolicy policy_;
+  std::map<std::uint64_t, Node*> calendar_;
+  std::vector<detail::StoreHook*> victims_;
+  std::vector<Retired> retired_;
+
+  std::atomic<std::uint64_t> evictions_{0};
+  std::atomic<std::uint64_t> expirations_{0};
+  std::atomic<std::uint64_t> rejected_{0};
+
+  std::mutex namespaces_mutex_;
   std::unordered_map<std::string, NamespaceInfo> namespaces_;
-  std::uint64_t evictions_ = 0;
-  std::uint64_t expirations_ = 0;
 };
 
 }  // namespace larder

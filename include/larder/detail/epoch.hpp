@@ -1,0 +1,102 @@
+// detail/epoch.hpp: epoch-based reclamation [Fraser 2004; crossbeam-epoch], so that readers of the
+// memory store take no lock and write no shared cache line.
+//
+// Readers: a thread enters a read section by announcing the global epoch in a record of its own
+// (one uncontended atomic exchange on a line nobody else writes) and leaves it with a plain store.
+// Inside, it may follow any pointer it loaded from a shared structure.
+//
+// Writers: a node unlinked from every shared structure is *retired* with the epoch current at that
+// moment; it may be freed once the global epoch has moved two steps past it, because the epoch only
+// moves when every thread inside a read section has announced the current epoch, so every section
+// that could have seen the node has ended by then.
+//
+// Records are never freed: a thread's record returns to a free list when the thread exits and is
+// reused by the next thread, so the list is as long as the most threads ever alive at once.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "larder/detail/striped_counter.hpp"
+
+namespace larder::detail {
+
+class EpochDomain {
+ public:
+  static constexpr std::uint64_t kIdle = ~std::uint64_t{0};
+
+  struct alignas(kCacheLine) Record {
+    std::atomic<std::uint64_t> epoch{kIdle};  // the epoch announced while in a section, else kIdle
+    std::atomic<bool> in_use{true};
+    Record* next = nullptr;  // immutable once published
+  };
+
+  /// The process-wide domain every MemoryStore uses.
+  static EpochDomain& global() noexcept {
+    static EpochDomain domain;
+    return domain;
+  }
+
+  /// This thread's record, claimed on first use and released when the thread exits.
+  Record& record() {
+    thread_local Holder holder{*this};
+    return *holder.record;
+  }
+
+  /// Marks the calling thread as reading until the guard dies. Not reentrant per thread.
+  class Guard {
+   public:
+    explicit Guard(EpochDomain& d) : rec_{&d.record()} {
+      // The exchange orders the announcement before every later load of shared pointers.
+      rec_->epoch.exchange(d.epoch_.load(std::memory_order_seq_cst), std::memory_order_seq_cst);
+    }
+    ~Guard() { rec_->epoch.store(kIdle, std::memory_order_release); }
+    Guard(const Guard&) = delete;
+    Guard& operator=(const Guard&) = delete;
+
+   private:
+    Record* rec_;
+  };
+
+  std::uint64_t current() const noexcept { return epoch_.load(std::memory_order_seq_cst); }
+
+  /// Moves the epoch one step if every thread in a read section has seen the current one. Returns
+  /// the epoch after the attempt. Nodes retired at an epoch e are free to delete when the returned
+  /// value is >= e + 2.
+  std::uint64_t try_advance() noexcept {
+    const std::uint64_t e = epoch_.load(std::memory_order_seq_cst);
+    for (Record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+      const std::uint64_t seen = r->epoch.load(std::memory_order_seq_cst);
+      if (seen != kIdle && seen != e) return e;
+    }
+    std::uint64_t expected = e;
+    epoch_.compare_exchange_strong(expected, e + 1, std::memory_order_seq_cst);
+    return epoch_.load(std::memory_order_seq_cst);
+  }
+
+ private:
+  struct Holder {
+    explicit Holder(EpochDomain& d) : record{d.acquire_record()} {}
+    ~Holder() { record->in_use.store(false, std::memory_order_release); }
+    Record* record;
+  };
+
+  Record* acquire_record() {
+    for (Record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
+      bool expected = false;
+      if (r->in_use.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) return r;
+    }
+    auto* fresh = new Record;  // never freed: see the header comment
+    Record* head = head_.load(std::memory_order_relaxed);
+    do {
+      fresh->next = head;
+    } while (!head_.compare_exchange_weak(head, fresh, std::memory_order_acq_rel,
+                                          std::memory_order_relaxed));
+    return fresh;
+  }
+
+  std::atomic<std::uint64_t> epoch_{1};
+  std::atomic<Record*> head_{nullptr};
+};
+
+}  // namespace larder::detail
