@@ -1,0 +1,470 @@
+// redis/redis_store.cpp: RedisStore on hiredis.
+//
+// Call path. A call asks the breaker for admission, borrows a connection from the pool (opening
+// one if fewer than pool_size are open), sends one binary-safe argv command and reads its reply
+// (both bounded by command_timeout through SO_SNDTIMEO/SO_RCVTIMEO), and returns the connection.
+//
+// Failure. Any context error (I/O, EOF, timeout, protocol) leaves a hiredis context unusable, so
+// the connection is dropped and the next call opens a new one: that is the reconnect. An idle
+// pooled connection that the server closed (Redis restarted) is retried once on a fresh
+// connection, since every command sent here is idempotent. Each failure feeds the circuit
+// breaker: breaker_failures consecutive failures open it; while open, calls fail at once and
+// available() is false (Cached then skips Redis); after breaker_cooldown one call probes (half
+// open) and its outcome closes or reopens the breaker.
+//
+// Concurrency. The pool is a mutex-guarded stack of idle connections with a condition variable
+// for waiters; the breaker and counters are atomics. See docs/redis.md.
+#include "larder/redis_store.hpp"
+
+#include <fmt/format.h>
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <stdexcept>
+#include <utility>
+
+#include "redis/options.hpp"
+#include "redis/reply.hpp"
+
+namespace larder {
+
+namespace {
+
+using redis::ContextPtr;
+using redis::Failure;
+using redis::ReplyPtr;
+
+// Deletes KEYS[1] only if it holds ARGV[1], the owner's token; its SHA1 is what EVALSHA names.
+constexpr std::string_view kUnlockScript =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else "
+    "return 0 end";
+constexpr std::string_view kUnlockSha = "e9f69f2beb755be68b5e456ee2ce9aadfbc4ebf4";
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<decltype(tv.tv_sec)>(ms.count() / 1000);
+  tv.tv_usec = static_cast<decltype(tv.tv_usec)>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+std::int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// A command's arguments as hiredis wants them, without copying the bytes.
+template <std::size_t N>
+struct Argv {
+  mutable std::array<const char*, N> ptr{};  // hiredis takes const char** (not const)
+  std::array<std::size_t, N> len{};
+  int n = 0;
+  void add(std::string_view s) {
+    ptr[static_cast<std::size_t>(n)] = s.data();
+    len[static_cast<std::size_t>(n)] = s.size();
+    ++n;
+  }
+};
+
+}  // namespace
+
+struct RedisStore::Impl {
+  explicit Impl(RedisOptions o) : opts{std::move(o)}, endpoint{redis::endpoint_of(opts)} {}
+
+  ~Impl() {
+    std::lock_guard lock{pool_mutex};
+    idle.clear();
+  }
+
+  RedisOptions opts;
+  std::string endpoint;
+
+  // ---- pool
+  std::mutex pool_mutex;
+  std::condition_variable pool_cv;
+  std::vector<ContextPtr> idle;
+  std::size_t open = 0;
+
+  // ---- breaker
+  std::atomic<BreakerState> state{BreakerState::closed};
+  std::atomic<int> consecutive{0};
+  std::atomic<std::int64_t> reopen_at_ns{0};  // steady clock; when an open breaker may probe
+
+  // ---- counters
+  std::atomic<std::uint64_t> commands{0}, errors{0}, timeouts{0}, connections{0}, pool_timeouts{0},
+      oversize{0}, breaker_opens{0}, short_circuits{0};
+
+  void log(LogLevel level, std::string_view message) const noexcept {
+    if (!opts.logger) return;
+    try {
+      opts.logger(level, message);
+    } catch (...) {
+      // A throwing logger must not turn a survived failure into a failed call.
+    }
+  }
+
+  Failure error(const redisContext* c, const redisReply* r, std::string_view command) const {
+    return redis::map_error(c, r, command, endpoint, opts.password);
+  }
+
+  /// Sends one command; throws Failure on a context error or an error reply.
+  template <std::size_t N>
+  ReplyPtr command(redisContext* c, const Argv<N>& argv, std::string_view name) {
+    commands.fetch_add(1, std::memory_order_relaxed);
+    auto* raw =
+        static_cast<redisReply*>(redisCommandArgv(c, argv.n, argv.ptr.data(), argv.len.data()));
+    if (raw == nullptr) throw error(c, nullptr, name);
+    ReplyPtr reply{raw};
+    if (reply->type == REDIS_REPLY_ERROR) throw error(c, reply.get(), name);
+    return reply;
+  }
+
+  ContextPtr connect() {
+    const timeval tv = to_timeval(opts.connect_timeout);
+    ContextPtr c{opts.unix_socket.empty()
+                     ? redisConnectWithTimeout(opts.host.c_str(), opts.port, tv)
+                     : redisConnectUnixWithTimeout(opts.unix_socket.c_str(), tv)};
+    if (!c || c->err) throw error(c.get(), nullptr, "connect");
+    if (redisSetTimeout(c.get(), to_timeval(opts.command_timeout)) != REDIS_OK)
+      throw error(c.get(), nullptr, "connect");
+    if (opts.unix_socket.empty()) redisEnableKeepAlive(c.get());
+    if (!opts.password.empty()) {
+      Argv<3> auth;
+      auth.add("AUTH");
+      if (!opts.user.empty()) auth.add(opts.user);
+      auth.add(opts.password);
+      command(
+          c.get(), auth,
+          opts.user.empty() ? std::string("AUTH") : fmt::format("AUTH as user '{}'", opts.user));
+    }
+    if (opts.db != 0) {
+      const std::string db = std::to_string(opts.db);
+      Argv<2> select;
+      select.add("SELECT");
+      select.add(db);
+      command(c.get(), select, "SELECT " + db);
+    }
+    connections.fetch_add(1, std::memory_order_relaxed);
+    return c;
+  }
+
+  /// A borrowed connection; reused tells a pooled one from a fresh one.
+  struct Lease {
+    ContextPtr conn;
+    bool reused = false;
+  };
+
+  Lease acquire() {
+    std::unique_lock lock{pool_mutex};
+    const auto deadline = std::chrono::steady_clock::now() + opts.pool_wait_timeout;
+    for (;;) {
+      if (!idle.empty()) {
+        Lease l{std::move(idle.back()), true};
+        idle.pop_back();
+        return l;
+      }
+      if (open < opts.pool_size) {
+        ++open;
+        lock.unlock();
+        try {
+          return Lease{connect(), false};
+        } catch (...) {
+          lock.lock();
+          --open;
+          pool_cv.notify_one();
+          throw;
+        }
+      }
+      if (pool_cv.wait_until(lock, deadline) == std::cv_status::timeout && idle.empty() &&
+          open >= opts.pool_size) {
+        pool_timeouts.fetch_add(1, std::memory_order_relaxed);
+        throw Failure{fmt::format("larder::RedisStore: no free connection to {} within {} ms "
+                                  "(pool_size {})",
+                                  endpoint, opts.pool_wait_timeout.count(), opts.pool_size),
+                      true, false, false};
+      }
+    }
+  }
+
+  void release(ContextPtr conn, bool healthy) {
+    ContextPtr dropped;
+    {
+      std::lock_guard lock{pool_mutex};
+      if (healthy) {
+        idle.push_back(std::move(conn));
+      } else {
+        --open;
+        dropped = std::move(conn);  // freed outside the lock
+      }
+    }
+    pool_cv.notify_one();
+  }
+
+  // ---- breaker
+
+  bool available() const noexcept {
+    switch (state.load(std::memory_order_acquire)) {
+      case BreakerState::closed:
+        return true;
+      case BreakerState::open:
+        return steady_ns() >= reopen_at_ns.load(std::memory_order_acquire);
+      case BreakerState::half_open:
+        return false;  // a probe is under way
+    }
+    return false;
+  }
+
+  /// True if a call may go to Redis now. An open breaker past its cool-down admits one probe.
+  bool admit() noexcept {
+    auto s = state.load(std::memory_order_acquire);
+    if (s == BreakerState::closed) return true;
+    if (s == BreakerState::open && steady_ns() >= reopen_at_ns.load(std::memory_order_acquire))
+      return state.compare_exchange_strong(s, BreakerState::half_open, std::memory_order_acq_rel);
+    return false;
+  }
+
+  void succeeded() noexcept {
+    consecutive.store(0, std::memory_order_relaxed);
+    if (state.load(std::memory_order_acquire) != BreakerState::closed) {
+      state.store(BreakerState::closed, std::memory_order_release);
+      log(LogLevel::info,
+          fmt::format("larder::RedisStore: {} answers again; circuit breaker closed", endpoint));
+    }
+  }
+
+  void failed(const Failure& f) noexcept {
+    errors.fetch_add(1, std::memory_order_relaxed);
+    if (f.timeout()) timeouts.fetch_add(1, std::memory_order_relaxed);
+    const int n = consecutive.fetch_add(1, std::memory_order_acq_rel) + 1;
+    auto s = state.load(std::memory_order_acquire);
+    const bool probe_failed = s == BreakerState::half_open;
+    if (probe_failed || (s == BreakerState::closed && n >= opts.breaker_failures)) {
+      reopen_at_ns.store(steady_ns() + std::chrono::nanoseconds{opts.breaker_cooldown}.count(),
+                         std::memory_order_release);
+      if (state.compare_exchange_strong(s, BreakerState::open, std::memory_order_acq_rel)) {
+        breaker_opens.fetch_add(1, std::memory_order_relaxed);
+        log(LogLevel::error,
+            fmt::format("larder::RedisStore: circuit breaker open after {} consecutive failure(s); "
+                        "skipping Redis for {} ms (last: {})",
+                        n, opts.breaker_cooldown.count(), f.what()));
+        return;
+      }
+    }
+    log(LogLevel::warn, f.what());
+  }
+
+  /// Runs f(context) under the breaker and the pool; f returns the call's result.
+  template <class F>
+  auto run(std::string_view what, F&& f) -> decltype(f(std::declval<redisContext*>())) {
+    if (!admit()) {
+      short_circuits.fetch_add(1, std::memory_order_relaxed);
+      throw StoreError(fmt::format("larder::RedisStore: {} on {} skipped: circuit breaker open",
+                                   what, endpoint));
+    }
+    for (int attempt = 0;; ++attempt) {
+      Lease lease;
+      try {
+        lease = acquire();
+        auto result = f(lease.conn.get());
+        release(std::move(lease.conn), true);
+        succeeded();
+        return result;
+      } catch (const Failure& e) {
+        const bool reused = lease.reused;
+        if (lease.conn) release(std::move(lease.conn), !e.broken());
+        if (e.retryable() && reused && attempt == 0) continue;  // a stale pooled connection
+        failed(e);
+        throw;
+      } catch (...) {  // bad_alloc and the like: drop the connection, keep the breaker honest
+        if (lease.conn) release(std::move(lease.conn), false);
+        auto s = BreakerState::half_open;
+        state.compare_exchange_strong(s, BreakerState::open, std::memory_order_acq_rel);
+        throw;
+      }
+    }
+  }
+
+  std::string full_key(std::string_view key) const {
+    std::string k;
+    k.reserve(opts.key_prefix.size() + key.size());
+    k += opts.key_prefix;
+    k += key;
+    return k;
+  }
+};
+
+RedisStore::RedisStore(RedisOptions options) {
+  redis::validate(options);
+  impl_ = std::make_unique<Impl>(std::move(options));
+}
+
+RedisStore::RedisStore(std::string_view url, RedisOptions base)
+    : RedisStore(parse_url(url, std::move(base))) {}
+
+RedisStore::~RedisStore() = default;
+
+const RedisOptions& RedisStore::options() const noexcept { return impl_->opts; }
+
+bool RedisStore::available() const noexcept { return impl_->available(); }
+
+std::optional<std::string> RedisStore::get(std::string_view key) {
+  const bool prefixed = !impl_->opts.key_prefix.empty();
+  const std::string full = prefixed ? impl_->full_key(key) : std::string{};
+  return impl_->run("GET", [&](redisContext* c) -> std::optional<std::string> {
+    Argv<2> argv;
+    argv.add("GET");
+    argv.add(prefixed ? std::string_view{full} : key);
+    auto reply = impl_->command(c, argv, "GET");
+    if (reply->type == REDIS_REPLY_NIL) return std::nullopt;
+    if (reply->type != REDIS_REPLY_STRING) throw impl_->error(c, reply.get(), "GET");
+    return std::string(reply->str, reply->len);
+  });
+}
+
+std::vector<std::optional<std::string>> RedisStore::get_many(std::span<const std::string> keys) {
+  if (keys.empty()) return {};
+  std::vector<std::string> full;
+  std::vector<const char*> ptr;
+  std::vector<std::size_t> len;
+  ptr.reserve(keys.size() + 1);
+  len.reserve(keys.size() + 1);
+  ptr.push_back("MGET");
+  len.push_back(4);
+  if (!impl_->opts.key_prefix.empty()) {
+    full.reserve(keys.size());
+    for (const auto& k : keys) full.push_back(impl_->full_key(k));
+  }
+  for (const auto& k : full.empty() ? keys : std::span<const std::string>{full}) {
+    ptr.push_back(k.data());
+    len.push_back(k.size());
+  }
+  return impl_->run("MGET", [&](redisContext* c) {
+    impl_->commands.fetch_add(1, std::memory_order_relaxed);
+    auto* raw = static_cast<redisReply*>(
+        redisCommandArgv(c, static_cast<int>(ptr.size()), ptr.data(), len.data()));
+    if (raw == nullptr) throw impl_->error(c, nullptr, "MGET");
+    ReplyPtr reply{raw};
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != keys.size())
+      throw impl_->error(c, reply.get(), "MGET");
+    std::vector<std::optional<std::string>> out;
+    out.reserve(keys.size());
+    for (std::size_t i = 0; i < reply->elements; ++i) {
+      const redisReply* e = reply->element[i];
+      if (e->type == REDIS_REPLY_STRING)
+        out.emplace_back(std::string(e->str, e->len));
+      else
+        out.emplace_back(std::nullopt);
+    }
+    return out;
+  });
+}
+
+void RedisStore::set(std::string_view key, std::string_view bytes, std::chrono::milliseconds ttl) {
+  if (ttl.count() <= 0) throw std::invalid_argument("larder::RedisStore::set: ttl must be > 0");
+  if (impl_->opts.max_value_size != 0 && bytes.size() > impl_->opts.max_value_size) {
+    impl_->oversize.fetch_add(1, std::memory_order_relaxed);
+    std::string msg = fmt::format(
+        "larder::RedisStore: value of {} bytes under '{}' not written: over max_value_size ({})",
+        bytes.size(), key, impl_->opts.max_value_size);
+    impl_->log(LogLevel::warn, msg);
+    throw StoreError(msg);
+  }
+  const std::string full = impl_->full_key(key);
+  const std::string px = std::to_string(ttl.count());
+  impl_->run("SET", [&](redisContext* c) {
+    Argv<5> argv;
+    argv.add("SET");
+    argv.add(full);
+    argv.add(bytes);
+    argv.add("PX");
+    argv.add(px);
+    impl_->command(c, argv, "SET");
+    return 0;
+  });
+}
+
+void RedisStore::erase(std::string_view key) {
+  const std::string full = impl_->full_key(key);
+  impl_->run("DEL", [&](redisContext* c) {
+    Argv<2> argv;
+    argv.add("DEL");
+    argv.add(full);
+    impl_->command(c, argv, "DEL");
+    return 0;
+  });
+}
+
+bool RedisStore::try_lock(std::string_view key, std::string_view token,
+                          std::chrono::milliseconds lease) {
+  if (lease.count() <= 0)
+    throw std::invalid_argument("larder::RedisStore::try_lock: lease must be > 0");
+  const std::string full = impl_->full_key(key);
+  const std::string px = std::to_string(lease.count());
+  return impl_->run("SET NX", [&](redisContext* c) {
+    Argv<6> argv;
+    argv.add("SET");
+    argv.add(full);
+    argv.add(token);
+    argv.add("NX");
+    argv.add("PX");
+    argv.add(px);
+    auto reply = impl_->command(c, argv, "SET NX");
+    return reply->type == REDIS_REPLY_STATUS;  // +OK; nil when someone holds it
+  });
+}
+
+bool RedisStore::unlock(std::string_view key, std::string_view token) {
+  const std::string full = impl_->full_key(key);
+  return impl_->run("EVALSHA", [&](redisContext* c) {
+    Argv<5> argv;
+    argv.add("EVALSHA");
+    argv.add(kUnlockSha);
+    argv.add("1");
+    argv.add(full);
+    argv.add(token);
+    ReplyPtr reply;
+    try {
+      reply = impl_->command(c, argv, "EVALSHA");
+    } catch (const Failure& e) {
+      // A server that has not seen the script yet (or flushed it) answers NOSCRIPT: send it.
+      if (e.broken() || std::string_view{e.what()}.find("NOSCRIPT") == std::string_view::npos)
+        throw;
+      Argv<5> eval;
+      eval.add("EVAL");
+      eval.add(kUnlockScript);
+      eval.add("1");
+      eval.add(full);
+      eval.add(token);
+      reply = impl_->command(c, eval, "EVAL");
+    }
+    return reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
+  });
+}
+
+void RedisStore::ping() {
+  impl_->run("PING", [&](redisContext* c) {
+    Argv<1> argv;
+    argv.add("PING");
+    impl_->command(c, argv, "PING");
+    return 0;
+  });
+}
+
+RedisStats RedisStore::stats() const noexcept {
+  const auto& i = *impl_;
+  RedisStats s;
+  s.commands = i.commands.load(std::memory_order_relaxed);
+  s.errors = i.errors.load(std::memory_order_relaxed);
+  s.timeouts = i.timeouts.load(std::memory_order_relaxed);
+  s.connections = i.connections.load(std::memory_order_relaxed);
+  s.pool_timeouts = i.pool_timeouts.load(std::memory_order_relaxed);
+  s.oversize = i.oversize.load(std::memory_order_relaxed);
+  s.breaker_opens = i.breaker_opens.load(std::memory_order_relaxed);
+  s.short_circuits = i.short_circuits.load(std::memory_order_relaxed);
+  s.breaker = i.state.load(std::memory_order_acquire);
+  return s;
+}
+
+}  // namespace larder

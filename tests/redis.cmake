@@ -1,0 +1,14 @@
+# [redis] tests: a real redis-server started by the tests themselves (tests/support/redis_server.hpp).
+# `ctest -L redis` runs them, `ctest -LE redis` leaves them out. They need the larder_redis target.
+if(TARGET larder_redis)
+  add_executable(redis_stampede_helper redis_stampede_helper.cpp)
+  target_link_libraries(redis_stampede_helper PRIVATE larder::redis)
+  larder_target_warnings(redis_stampede_helper)
+
+  larder_add_test(larder_redis_tests LABEL redis TIMEOUT 120
+    SOURCES redis_store_test.cpp
+    LIBS larder::redis PkgConfig::hiredis)
+  add_dependencies(larder_redis_tests redis_stampede_helper)
+  target_compile_definitions(larder_redis_tests PRIVATE
+    LARDER_STAMPEDE_HELPER="$<TARGET_FILE:redis_stampede_helper>")
+endif()

@@ -1,0 +1,619 @@
+// RedisStore against a real redis-server (tests/support/redis_server.hpp): the ByteStore contract,
+// one command per hit, MGET, the lock, bad bytes, a multi-process stampede, Redis killed, restarted
+// and frozen, AUTH, URLs and options, the value size guard, and TieredStore.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <larder/larder.hpp>
+#include <larder/redis_store.hpp>
+#include <larder/tiered_store.hpp>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/counting_fn.hpp"
+#include "support/redis_server.hpp"
+
+using namespace std::chrono_literals;
+using larder::testing::CountingFn;
+using larder::testing::RawRedis;
+using larder::testing::RedisServer;
+
+namespace {
+
+/// The server shared by the tests that do not kill, freeze or reconfigure it.
+RedisServer& shared_server() {
+  static RedisServer server;
+  return server;
+}
+
+larder::RedisOptions local(int port) {
+  return larder::RedisOptions{.port = port, .connect_timeout = 1s, .command_timeout = 1s};
+}
+
+auto wrap(CountingFn& fn) {
+  return [&fn](std::int64_t id) { return fn(id); };
+}
+
+std::chrono::milliseconds elapsed_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               t0);
+}
+
+/// Collects logger messages (thread-safe).
+struct Log {
+  std::mutex mutex;
+  std::vector<std::string> lines;
+  std::function<void(larder::LogLevel, std::string_view)> hook() {
+    return [this](larder::LogLevel, std::string_view m) {
+      std::lock_guard lock{mutex};
+      lines.emplace_back(m);
+    };
+  }
+  bool mentions(std::string_view s) {
+    std::lock_guard lock{mutex};
+    for (const auto& l : lines)
+      if (l.find(s) != std::string::npos) return true;
+    return false;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("RedisStore round-trips binary bytes and expires them with PX", "[redis]") {
+  auto& server = shared_server();
+  larder::RedisStore store{local(server.port())};
+  const std::string bytes{"a\0b\r\n\xff end", 10};
+  store.set("rt:bin", bytes, 10s);
+  CHECK(store.get("rt:bin") == bytes);
+  CHECK_FALSE(store.get("rt:absent").has_value());
+
+  auto raw = server.client();
+  const auto pttl = std::stoll(raw.command({"PTTL", "rt:bin"}));
+  CHECK(pttl > 9000);
+  CHECK(pttl <= 10000);
+
+  store.set("rt:short", "x", 60ms);
+  CHECK(store.get("rt:short") == "x");
+  std::this_thread::sleep_for(120ms);  // real Redis expiry, kept short
+  CHECK_FALSE(store.get("rt:short").has_value());
+
+  store.erase("rt:bin");
+  CHECK_FALSE(store.get("rt:bin").has_value());
+  store.erase("rt:bin");  // absent: no error
+  CHECK(store.stats().errors == 0);
+}
+
+TEST_CASE("RedisStore puts its key_prefix before every key and lock", "[redis]") {
+  auto& server = shared_server();
+  auto o = local(server.port());
+  o.key_prefix = "tenant7:";
+  larder::RedisStore store{o};
+  store.set("k", "v", 10s);
+  auto raw = server.client();
+  CHECK(raw.command({"GET", "tenant7:k"}) == "v");
+  CHECK(raw.command({"GET", "k"}) == "(nil)");
+  CHECK(store.try_lock("k:#lock", "tok", 10s));
+  CHECK(raw.command({"GET", "tenant7:k:#lock"}) == "tok");
+  CHECK(store.unlock("k:#lock", "tok"));
+  store.set("k2", "v2", 10s);
+  CHECK(store.get_many(std::vector<std::string>{"k", "nope", "k2"}) ==
+        std::vector<std::optional<std::string>>{"v", std::nullopt, "v2"});
+}
+
+TEST_CASE("get_many reads a batch with one MGET, in order", "[redis]") {
+  auto& server = shared_server();
+  larder::RedisStore store{local(server.port())};
+  std::vector<std::string> keys;
+  for (int i = 0; i < 50; ++i) {
+    keys.push_back("batch:" + std::to_string(i));
+    if (i % 3 != 0) store.set(keys.back(), "v" + std::to_string(i), 10s);
+  }
+  auto raw = server.client();
+  raw.command({"CONFIG", "RESETSTAT"});
+  const auto sent = store.stats().commands;
+  const auto got = store.get_many(keys);
+  CHECK(raw.calls("mget") == 1);
+  CHECK(raw.total_calls() == 1);
+  CHECK(store.stats().commands - sent == 1);
+  REQUIRE(got.size() == keys.size());
+  for (int i = 0; i < 50; ++i) {
+    if (i % 3 == 0)
+      CHECK_FALSE(got[static_cast<std::size_t>(i)].has_value());
+    else
+      CHECK(got[static_cast<std::size_t>(i)] == "v" + std::to_string(i));
+  }
+  CHECK(store.get_many({}).empty());
+  CHECK(raw.total_calls() == 1);  // an empty batch sends nothing
+}
+
+TEST_CASE("Cached over Redis: values and stamps round-trip, freshness and TTL follow the stamps",
+          "[redis][cached]") {
+  auto& server = shared_server();
+  larder::RedisStore store{local(server.port())};
+  larder::FakeClock clock;
+  CountingFn fn;
+  larder::Options o{.ttl = 1h, .fresh_for = 30min, .prefix = "fresh", .clock = &clock};
+  larder::Cached writer{store, "T", "f", wrap(fn), o};
+  larder::Cached reader{store, "T", "f", wrap(fn), o};  // another instance, same Redis
+  writer.invalidate(3);
+
+  CHECK(writer(3).source() == larder::Source::computed);
+  clock.advance(10min);
+  auto r = reader(3);
+  CHECK(*r == 30);
+  CHECK(r.source() == larder::Source::remote);
+  CHECK(r.age() == 10min);  // the stamps travelled with the value
+  CHECK_FALSE(r.stale());
+  CHECK(fn.calls == 1);
+
+  // Redis keeps the entry for the whole ttl (SET PX), whatever the fake clock says.
+  auto raw = server.client();
+  const auto pttl = std::stoll(raw.command({"PTTL", writer.key(3)}));
+  CHECK(pttl > 3'500'000);
+  CHECK(pttl <= 3'600'000);
+
+  clock.advance(25min);  // 35 min: stale; the caller recomputes (Refresh::caller)
+  fn.offset = 1;
+  auto s = reader(3);
+  CHECK(*s == 31);
+  CHECK(s.source() == larder::Source::computed);
+  CHECK(fn.calls == 2);
+  CHECK(*writer(3) == 31);  // the refresh reached Redis
+
+  clock.advance(2h);  // past ttl by the stamps: a miss, computed again
+  fn.offset = 2;
+  auto t = writer(3);
+  CHECK(*t == 32);
+  CHECK(t.source() == larder::Source::computed);
+}
+
+TEST_CASE("A Redis hit through Cached sends exactly one command", "[redis][cached]") {
+  auto& server = shared_server();
+  larder::RedisStore store{local(server.port())};
+  CountingFn fn;
+  larder::Cached c{store, "T", "one_cmd", wrap(fn), {.ttl = 1h}};
+  c.invalidate(5);
+  CHECK(*c(5) == 50);
+  auto raw = server.client();
+  raw.command({"CONFIG", "RESETSTAT"});
+  const auto sent = store.stats().commands;
+  for (int i = 0; i < 20; ++i) {
+    auto r = c(5);
+    CHECK(*r == 50);
+    CHECK(r.source() == larder::Source::remote);
+  }
+  CHECK(raw.calls("get") == 20);
+  CHECK(raw.total_calls() == 20);  // no TTL, EXISTS or lock traffic on a hit
+  CHECK(store.stats().commands - sent == 20);
+  CHECK(fn.calls == 1);
+}
+
+TEST_CASE("The lock: owner-only release, lease expiry, NOSCRIPT fallback", "[redis][lock]") {
+  auto& server = shared_server();
+  larder::RedisStore store{local(server.port())};
+  auto raw = server.client();
+  CHECK(raw.command({"SCRIPT", "LOAD",
+                     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', "
+                     "KEYS[1]) else return 0 end"}) == "e9f69f2beb755be68b5e456ee2ce9aadfbc4ebf4");
+  raw.command({"SCRIPT", "FLUSH"});  // the first unlock must fall back from EVALSHA to EVAL
+
+  CHECK(store.try_lock("L", "alice", 150ms));
+  CHECK_FALSE(store.try_lock("L", "bob", 10s));
+  CHECK_FALSE(store.unlock("L", "bob"));  // not bob's
+  CHECK(raw.command({"GET", "L"}) == "alice");
+  std::this_thread::sleep_for(250ms);  // alice's lease runs out (she "crashed")
+  CHECK(store.try_lock("L", "bob", 10s));
+  CHECK_FALSE(store.unlock("L", "alice"));  // a holder whose lease ran out frees nothing
+  CHECK(raw.command({"GET", "L"}) == "bob");
+  CHECK(store.unlock("L", "bob"));
+  CHECK(raw.command({"GET", "L"}) == "(nil)");
+  CHECK_FALSE(store.unlock("L", "bob"));
+  CHECK(store.stats().errors == 0);
+}
+
+TEST_CASE("A crashed holder's lock delays a cold key by its lease, no more", "[redis][lock]") {
+  auto& server = shared_server();
+  larder::RedisStore store{local(server.port())};
+  CountingFn fn;
+  larder::Cached c{store,
+                   "T",
+                   "crashed",
+                   wrap(fn),
+                   {.ttl = 1h, .cold_wait = 10s, .lock_lease = 10s, .lock_poll = 10ms}};
+  c.invalidate(9);
+  // A process took the lock with a 300 ms lease and died.
+  REQUIRE(store.try_lock(c.key(9) + ":#lock", "dead-process", 300ms));
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = c(9);
+  const auto took = elapsed_since(t0);
+  CHECK(*r == 90);
+  CHECK(r.source() == larder::Source::computed);
+  CHECK(took >= 200ms);
+  CHECK(took < 3s);
+  CHECK(fn.calls == 1);
+}
+
+TEST_CASE("Garbage, foreign-key and old-schema bytes in Redis are misses, counted, overwritten",
+          "[redis][decode]") {
+  auto& server = shared_server();
+  larder::RedisStore store{local(server.port())};
+  CountingFn fn;
+  larder::Cached c{store, "T", "bad", wrap(fn), {.ttl = 1h}};
+  larder::Cached v2{store, "T", "bad", wrap(fn), {.ttl = 1h, .schema_version = 2}};
+  const auto key = c.key(1);
+  auto raw = server.client();
+
+  store.set(key, std::string{"\x00\x01garbage\xff", 11}, 1h);
+  CHECK(*c(1) == 10);
+  CHECK(c.stats().decode_errors == 1);
+  CHECK(raw.command({"GET", key}).starts_with("LRD1 "));  // overwritten
+  CHECK(c(1).source() == larder::Source::remote);
+
+  c.invalidate(2);
+  c(2);
+  store.set(key, *store.get(c.key(2)), 1h);  // bytes written for another key
+  CHECK(*c(1) == 10);
+  CHECK(c.stats().decode_errors == 2);
+
+  v2.invalidate(1);
+  v2(1);
+  auto old = *store.get(v2.key(1));  // another deploy's schema, planted under our key
+  old.replace(old.find("larder:v2:"), 10, "larder:v1:");
+  store.set(key, old, 1h);
+  CHECK(*c(1) == 10);
+  CHECK(c.stats().decode_errors == 3);
+
+  store.set(key, "LRD1 ffff 1 2 3", 1h);  // truncated header
+  CHECK(*c(1) == 10);
+  CHECK(c.stats().decode_errors == 4);
+  CHECK(c.stats().store_errors == 0);
+  CHECK(c(1).source() == larder::Source::remote);
+}
+
+TEST_CASE("Processes x threads on one cold key compute it exactly once", "[redis][stampede]") {
+  auto& server = shared_server();
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("larder-stampede-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  larder::RedisStore store{local(server.port())};
+  store.erase("larder:v1:Stampede:value:42");
+  store.erase("larder:v1:Stampede:value:42:#lock");
+
+  constexpr int kProcesses = 4;
+  constexpr int kThreads = 4;
+  std::vector<pid_t> pids;
+  const std::string port = std::to_string(server.port());
+  const std::string threads = std::to_string(kThreads);
+  const std::string dir_s = dir.string();
+  for (int p = 0; p < kProcesses; ++p) {
+    // posix_spawn (fork+exec): the child is a fresh program, which TSan and ASan are happy with.
+    std::vector<char*> argv{const_cast<char*>(LARDER_STAMPEDE_HELPER),
+                            const_cast<char*>(port.c_str()), const_cast<char*>(threads.c_str()),
+                            const_cast<char*>(dir_s.c_str()), nullptr};
+    pid_t pid = 0;
+    REQUIRE(::posix_spawn(&pid, LARDER_STAMPEDE_HELPER, nullptr, nullptr, argv.data(), environ) ==
+            0);
+    pids.push_back(pid);
+  }
+  // Start them together once all are ready (connected stores, threads about to run).
+  auto ready = [&] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+      n += e.path().filename().string().starts_with("ready.") ? 1 : 0;
+    return n;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  while (ready() < kProcesses && elapsed_since(t0) < 30s) std::this_thread::sleep_for(5ms);
+  CHECK(ready() == kProcesses);
+  std::ofstream{dir / "go"} << "go\n";
+
+  int failed = 0;
+  for (pid_t pid : pids) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failed;
+  }
+  CHECK(failed == 0);
+  std::ifstream log{dir / "computations"};
+  int computations = 0;
+  for (std::string line; std::getline(log, line);) ++computations;
+  CHECK(computations == 1);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("Redis killed and restarted mid-run: right values, bounded latency, hits resume",
+          "[redis][failure]") {
+  RedisServer server;
+  Log log;
+  larder::RedisStore store{{.port = server.port(),
+                            .connect_timeout = 200ms,
+                            .command_timeout = 200ms,
+                            .breaker_failures = 2,
+                            .breaker_cooldown = 100ms,
+                            .logger = log.hook()}};
+  CountingFn fn;
+  std::atomic<int> reported{0};
+  larder::Cached c{
+      store, "T", "restart", wrap(fn), {.ttl = 1h, .on_error = [&](const larder::ErrorEvent&) {
+                                          ++reported;
+                                        }}};
+  CHECK(c(1).source() == larder::Source::computed);
+  CHECK(c(1).source() == larder::Source::remote);
+
+  server.kill();
+  std::chrono::milliseconds worst{0};
+  for (int i = 0; i < 20; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(*c(1) == 10);
+    worst = std::max(worst, elapsed_since(t0));
+  }
+  // A call touches the store at most three times (read, lock, write), each bounded by the
+  // timeouts; a refused connection costs far less.
+  CHECK(worst < 1500ms);
+  CHECK(store.stats().errors >= 2);
+  CHECK(store.stats().breaker_opens >= 1);
+  CHECK(c.stats().store_errors >= 1);
+  CHECK(reported >= 1);
+  CHECK(log.mentions("circuit breaker open"));
+
+  server.restart();
+  bool hit = false;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!hit && elapsed_since(t0) < 5s) {
+    auto r = c(1);
+    CHECK(*r == 10);
+    hit = r.source() == larder::Source::remote;
+    if (!hit) std::this_thread::sleep_for(20ms);
+  }
+  CHECK(hit);
+  CHECK(store.stats().breaker == larder::BreakerState::closed);
+  CHECK(log.mentions("circuit breaker closed"));
+}
+
+TEST_CASE("Redis frozen (SIGSTOP): calls bounded by the timeout, breaker opens, then recovers",
+          "[redis][failure]") {
+  RedisServer server;
+  Log log;
+  larder::RedisStore store{{.port = server.port(),
+                            .connect_timeout = 100ms,
+                            .command_timeout = 100ms,
+                            .breaker_failures = 2,
+                            .breaker_cooldown = 400ms,
+                            .logger = log.hook()}};
+  CountingFn fn;
+  larder::Cached c{store, "T", "frozen", wrap(fn), {.ttl = 1h}};
+  CHECK(c(1).source() == larder::Source::computed);
+  CHECK(c(1).source() == larder::Source::remote);
+
+  server.freeze();
+  std::chrono::milliseconds first{0};
+  {
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(*c(1) == 10);  // GET times out; the breaker opens on the lock attempt
+    first = elapsed_since(t0);
+  }
+  CHECK(first >= 90ms);
+  CHECK(first < 800ms);  // two timed-out commands at most before the breaker opens
+  const auto s = store.stats();
+  CHECK(s.timeouts >= 1);
+  CHECK(s.breaker_opens == 1);
+  CHECK(s.breaker == larder::BreakerState::open);
+  CHECK_FALSE(store.available());
+  {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 10; ++i) CHECK(*c(1) == 10);  // Redis skipped: computed at once
+    CHECK(elapsed_since(t0) < 300ms);
+  }
+  CHECK(store.stats().breaker_opens == 1);
+
+  server.thaw();
+  bool hit = false;
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!hit && elapsed_since(t0) < 5s) {
+    auto r = c(1);
+    CHECK(*r == 10);
+    hit = r.source() == larder::Source::remote;
+    if (!hit) std::this_thread::sleep_for(20ms);
+  }
+  CHECK(hit);
+  CHECK(store.available());
+  CHECK(store.stats().breaker == larder::BreakerState::closed);
+}
+
+TEST_CASE("AUTH with an ACL user; a wrong password fails clearly and names no secret",
+          "[redis][auth]") {
+  auto& server = shared_server();
+  auto raw = server.client();
+  REQUIRE(raw.command({"ACL", "SETUSER", "larder_app", "reset", "on", ">s3cret-Pa55", "~*",
+                       "+@all"}) == "OK");
+
+  larder::RedisStore good{
+      "redis://larder_app:s3cret-Pa55@127.0.0.1:" + std::to_string(server.port()) + "/2"};
+  good.set("auth:k", "v", 10s);
+  CHECK(good.get("auth:k") == "v");
+  CHECK(raw.command({"GET", "auth:k"}) == "(nil)");  // SELECT 2 took effect
+  CHECK(raw.command({"ACL", "WHOAMI"}) == "default");
+
+  Log log;
+  larder::RedisStore bad{
+      "redis://larder_app:Wrong-Guess-99@127.0.0.1:" + std::to_string(server.port()),
+      {.logger = log.hook()}};
+  std::string what;
+  try {
+    bad.ping();
+  } catch (const larder::StoreError& e) {
+    what = e.what();
+  }
+  INFO(what);
+  CHECK(what.find("WRONGPASS") != std::string::npos);
+  CHECK(what.find("larder_app") != std::string::npos);
+  CHECK(what.find("Wrong-Guess-99") == std::string::npos);
+  CHECK_FALSE(log.mentions("Wrong-Guess-99"));
+
+  // Through Cached: the call still answers; the report names no secret.
+  CountingFn fn;
+  std::vector<std::string> reports;
+  larder::Cached c{
+      bad, "T", "auth", wrap(fn), {.ttl = 1h, .on_error = [&](const larder::ErrorEvent& e) {
+                                     reports.emplace_back(e.what);
+                                   }}};
+  CHECK(*c(4) == 40);
+  REQUIRE_FALSE(reports.empty());
+  for (const auto& r : reports) CHECK(r.find("Wrong-Guess-99") == std::string::npos);
+}
+
+TEST_CASE("RedisStore connects through a unix socket URL", "[redis]") {
+  auto& server = shared_server();
+  larder::RedisStore store{"unix://" + server.socket_path() + "?db=3"};
+  store.set("unix:k", "v", 10s);
+  CHECK(store.get("unix:k") == "v");
+  auto raw = server.client();
+  raw.command({"SELECT", "3"});
+  CHECK(raw.command({"GET", "unix:k"}) == "v");
+}
+
+TEST_CASE("URLs and options: parsed, or rejected saying what is wrong and never the password",
+          "[redis][options]") {
+  using larder::RedisStore;
+  auto o = RedisStore::parse_url("redis://u%40x:p%3Aw@cache.local:6380/4");
+  CHECK(o.host == "cache.local");
+  CHECK(o.port == 6380);
+  CHECK(o.db == 4);
+  CHECK(o.user == "u@x");
+  CHECK(o.password == "p:w");
+  o = RedisStore::parse_url("redis://:pw@[::1]:7000");
+  CHECK(o.host == "::1");
+  CHECK(o.port == 7000);
+  CHECK(o.user.empty());
+  CHECK(o.password == "pw");
+  o = RedisStore::parse_url("redis://h");
+  CHECK(o.port == 6379);
+  CHECK(o.db == 0);
+  o = RedisStore::parse_url("unix://app:pw@/run/redis.sock?db=2");
+  CHECK(o.unix_socket == "/run/redis.sock");
+  CHECK(o.db == 2);
+  CHECK(o.user == "app");
+
+  auto rejects = [](const std::string& url, const std::string& says) {
+    std::string what;
+    try {
+      RedisStore store{url};
+    } catch (const std::invalid_argument& e) {
+      what = e.what();
+    }
+    INFO(url << " -> " << what);
+    CHECK(what.find(says) != std::string::npos);
+    CHECK(what.find("TopSecret") == std::string::npos);
+  };
+  rejects("http://u:TopSecret@h:1", "must start with redis:// or unix://");
+  rejects("redis://u:TopSecret@h:99999", "port '99999'");
+  rejects("redis://u:TopSecret@h:12x", "port '12x'");
+  rejects("redis://u:TopSecret@h:1/zero", "database 'zero'");
+  rejects("redis://u:TopSecret@:6379", "no host");
+  rejects("redis://u:TopSecret@h:1?x=1", "no query string");
+  rejects("redis://u:TopSecret%zz@h", "bad %-escape");
+  rejects("unix://u:TopSecret@relative.sock", "must be absolute");
+  rejects("unix:///s.sock?db=x", "database 'x'");
+  rejects("TopSecret", "must start with");
+
+  auto bad_option = [](larder::RedisOptions opts, const std::string& says) {
+    std::string what;
+    try {
+      RedisStore store{opts};
+    } catch (const std::invalid_argument& e) {
+      what = e.what();
+    }
+    INFO(what);
+    CHECK(what.find(says) != std::string::npos);
+    CHECK(what.find("TopSecret") == std::string::npos);
+  };
+  bad_option({.port = 0, .password = "TopSecret"}, "port must be in 1-65535");
+  bad_option({.password = "TopSecret", .command_timeout = 0ms}, "command_timeout must be > 0");
+  bad_option({.connect_timeout = -1ms}, "connect_timeout must be > 0");
+  bad_option({.pool_size = 0}, "pool_size must be >= 1");
+  bad_option({.breaker_failures = 0}, "breaker_failures must be >= 1");
+  bad_option({.user = "u"}, "needs a password");
+  bad_option({.db = -1}, "db must be >= 0");
+  bad_option({.host = ""}, "host must not be empty");
+}
+
+TEST_CASE("A value over max_value_size is not written: counted and reported", "[redis]") {
+  auto& server = shared_server();
+  Log log;
+  auto o = local(server.port());
+  o.max_value_size = 256;
+  o.logger = log.hook();
+  larder::RedisStore store{o};
+  CHECK_THROWS_AS(store.set("big", std::string(300, 'x'), 10s), larder::StoreError);
+  CHECK_FALSE(store.get("big").has_value());
+  CHECK(store.stats().oversize == 1);
+  CHECK(store.stats().errors == 0);  // not a Redis failure: the breaker is not fed
+  CHECK(log.mentions("max_value_size"));
+
+  auto big = [](std::int64_t n) {
+    return std::vector<std::int64_t>(static_cast<std::size_t>(n), n);
+  };
+  larder::Cached c{store, "T", "big", big, {.ttl = 1h}};
+  c.invalidate(100);
+  CHECK(c(100)->size() == 100);  // computed and returned anyway
+  CHECK(c.stats().store_errors == 1);
+  CHECK(store.stats().oversize == 2);
+  CHECK_FALSE(store.get(c.key(100)).has_value());
+  CHECK(c(3).source() == larder::Source::computed);
+  CHECK(c(3).source() == larder::Source::remote);  // small values still go through
+}
+
+TEST_CASE("Many threads share a small connection pool", "[redis][pool]") {
+  auto& server = shared_server();
+  auto o = local(server.port());
+  o.pool_size = 2;
+  o.pool_wait_timeout = 5s;
+  larder::RedisStore store{o};
+  store.set("pool:k", "v", 1min);
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 100; ++i)
+        if (store.get("pool:k") != "v") ++wrong;
+    });
+  for (auto& t : threads) t.join();
+  CHECK(wrong == 0);
+  CHECK(store.stats().connections <= 2);
+  CHECK(store.stats().errors == 0);
+}
+
+TEST_CASE("TieredStore: the second call from memory, a fresh instance from Redis",
+          "[redis][tiered]") {
+  auto& server = shared_server();
+  larder::RedisStore redis{local(server.port())};
+  CountingFn fn;
+  larder::Options o{.ttl = 1h, .prefix = "tiered"};
+  larder::MemoryStore memory_a;
+  larder::TieredStore a{memory_a, redis};
+  larder::Cached first{a, "T", "f", wrap(fn), o};
+  first.invalidate(6);
+  CHECK(first(6).source() == larder::Source::computed);
+  CHECK(first(6).source() == larder::Source::memory);
+
+  larder::MemoryStore memory_b;  // another process: an empty L1, the same Redis
+  larder::TieredStore b{memory_b, redis};
+  larder::Cached second{b, "T", "f", wrap(fn), o};
+  auto r = second(6);
+  CHECK(*r == 60);
+  CHECK(r.source() == larder::Source::remote);
+  CHECK(second(6).source() == larder::Source::memory);
+  CHECK(fn.calls == 1);
+}
