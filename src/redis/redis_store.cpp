@@ -105,7 +105,7 @@ struct RedisStore::Impl {
     }
   }
 
-  Failure error(const redisContext* c, const redisReply* r, std::string_view command) const {
+  Failure error(const redisContext* c, const redis::Reply* r, std::string_view command) const {
     return redis::map_error(c, r, command, endpoint, opts.password);
   }
 
@@ -114,7 +114,7 @@ struct RedisStore::Impl {
   ReplyPtr command(redisContext* c, const Argv<N>& argv, std::string_view name) {
     commands.fetch_add(1, std::memory_order_relaxed);
     auto* raw =
-        static_cast<redisReply*>(redisCommandArgv(c, argv.n, argv.ptr.data(), argv.len.data()));
+        static_cast<redis::Reply*>(redisCommandArgv(c, argv.n, argv.ptr.data(), argv.len.data()));
     if (raw == nullptr) throw error(c, nullptr, name);
     ReplyPtr reply{raw};
     if (reply->type == REDIS_REPLY_ERROR) throw error(c, reply.get(), name);
@@ -127,6 +127,7 @@ struct RedisStore::Impl {
                      ? redisConnectWithTimeout(opts.host.c_str(), opts.port, tv)
                      : redisConnectUnixWithTimeout(opts.unix_socket.c_str(), tv)};
     if (!c || c->err) throw error(c.get(), nullptr, "connect");
+    redis::use_larder_replies(c.get());
     if (redisSetTimeout(c.get(), to_timeval(opts.command_timeout)) != REDIS_OK)
       throw error(c.get(), nullptr, "connect");
     if (opts.unix_socket.empty()) redisEnableKeepAlive(c.get());
@@ -319,7 +320,7 @@ std::optional<std::string> RedisStore::get(std::string_view key) {
     auto reply = impl_->command(c, argv, "GET");
     if (reply->type == REDIS_REPLY_NIL) return std::nullopt;
     if (reply->type != REDIS_REPLY_STRING) throw impl_->error(c, reply.get(), "GET");
-    return std::string(reply->str, reply->len);
+    return std::move(reply->str);  // built in place by the reader: no copy
   });
 }
 
@@ -342,18 +343,17 @@ std::vector<std::optional<std::string>> RedisStore::get_many(std::span<const std
   }
   return impl_->run("MGET", [&](redisContext* c) {
     impl_->commands.fetch_add(1, std::memory_order_relaxed);
-    auto* raw = static_cast<redisReply*>(
+    auto* raw = static_cast<redis::Reply*>(
         redisCommandArgv(c, static_cast<int>(ptr.size()), ptr.data(), len.data()));
     if (raw == nullptr) throw impl_->error(c, nullptr, "MGET");
     ReplyPtr reply{raw};
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != keys.size())
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements.size() != keys.size())
       throw impl_->error(c, reply.get(), "MGET");
     std::vector<std::optional<std::string>> out;
     out.reserve(keys.size());
-    for (std::size_t i = 0; i < reply->elements; ++i) {
-      const redisReply* e = reply->element[i];
+    for (redis::Reply* e : reply->elements) {
       if (e->type == REDIS_REPLY_STRING)
-        out.emplace_back(std::string(e->str, e->len));
+        out.emplace_back(std::move(e->str));
       else
         out.emplace_back(std::nullopt);
     }

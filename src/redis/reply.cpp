@@ -20,14 +20,87 @@ std::string scrub(std::string text, std::string_view secret) {
 
 bool contains(std::string_view text, int err) { return text.find(std::strerror(err)) != text.npos; }
 
+// The reader's object functions for Reply (hiredis's own build redisReply). Each attaches the new
+// object to its parent array, as hiredis's do; a null return tells the reader "out of memory".
+void* attach(const redisReadTask* task, Reply* r) noexcept {
+  if (task->parent != nullptr) {
+    auto* parent = static_cast<Reply*>(task->parent->obj);
+    parent->elements[static_cast<std::size_t>(task->idx)] = r;
+  }
+  return r;
+}
+template <class F>
+void* make(const redisReadTask* task, F&& fill) noexcept {
+  try {
+    auto* r = new Reply;
+    r->type = task->type;
+    try {
+      fill(*r);
+    } catch (...) {
+      delete r;
+      return nullptr;
+    }
+    return attach(task, r);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* create_string(const redisReadTask* task, char* str, std::size_t len) {
+  return make(task, [&](Reply& r) { r.str.assign(str, len); });
+}
+#if defined(HIREDIS_MAJOR) && HIREDIS_MAJOR >= 1
+void* create_array(const redisReadTask* task, std::size_t n) {
+#else
+void* create_array(const redisReadTask* task, int n) {
+#endif
+  return make(task, [&](Reply& r) { r.elements.assign(static_cast<std::size_t>(n), nullptr); });
+}
+void* create_integer(const redisReadTask* task, long long v) {
+  return make(task, [&](Reply& r) { r.integer = v; });
+}
+void* create_nil(const redisReadTask* task) {
+  // The task's type is that of the nil bulk or array ('$-1', '*-1'); hiredis's own reply says NIL.
+  return make(task, [](Reply& r) { r.type = REDIS_REPLY_NIL; });
+}
+#if defined(HIREDIS_MAJOR) && HIREDIS_MAJOR >= 1
+// RESP3 only (larder never sends HELLO 3); kept as text and as an integer.
+void* create_double(const redisReadTask* task, double, char* str, std::size_t len) {
+  return make(task, [&](Reply& r) { r.str.assign(str, len); });
+}
+void* create_bool(const redisReadTask* task, int v) {
+  return make(task, [&](Reply& r) { r.integer = v; });
+}
+#endif
+void free_object(void* r) { delete static_cast<Reply*>(r); }
+
+redisReplyObjectFunctions kReplyFunctions = {
+#if defined(HIREDIS_MAJOR) && HIREDIS_MAJOR >= 1
+  create_string,
+  create_array,
+  create_integer,
+  create_double,
+  create_nil,
+  create_bool,
+  free_object,
+#else
+  create_string,
+  create_array,
+  create_integer,
+  create_nil,
+  free_object,
+#endif
+};
+
 }  // namespace
 
-Failure map_error(const redisContext* c, const redisReply* reply, std::string_view command,
+void use_larder_replies(redisContext* c) noexcept { c->reader->fn = &kReplyFunctions; }
+
+Failure map_error(const redisContext* c, const Reply* reply, std::string_view command,
                   std::string_view endpoint, std::string_view secret) {
   if (reply != nullptr) {
     // An error reply: the connection itself is fine. Keep the server's text short.
     std::string_view text = reply->type == REDIS_REPLY_ERROR
-                                ? std::string_view{reply->str, reply->len}
+                                ? std::string_view{reply->str}
                                 : std::string_view{"unexpected reply type"};
     if (text.size() > 200) text = text.substr(0, 200);
     return Failure{

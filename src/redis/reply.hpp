@@ -1,5 +1,5 @@
-// redis/reply.hpp (internal): owning handles for hiredis objects and the one function that maps
-// every hiredis failure to a StoreError.
+// redis/reply.hpp (internal): owning handles for hiredis objects, larder's own reply objects, and
+// the one function that maps every hiredis failure to a StoreError.
 #pragma once
 
 #include <hiredis/hiredis.h>
@@ -7,6 +7,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <vector>
 
 #include "larder/error.hpp"
 
@@ -15,11 +17,35 @@ namespace larder::redis {
 struct ContextDeleter {
   void operator()(redisContext* c) const noexcept { redisFree(c); }
 };
-struct ReplyDeleter {
-  void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
-};
 using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
-using ReplyPtr = std::unique_ptr<redisReply, ReplyDeleter>;
+
+/// A reply as larder's connections build it (see use_larder_replies): a bulk string lands directly
+/// in a std::string, which get() then moves out, so a hit copies the value once (socket buffer to
+/// string) instead of twice (to hiredis's redisReply, then to a string).
+struct Reply {
+  int type = 0;                  // REDIS_REPLY_*
+  long long integer = 0;         // REDIS_REPLY_INTEGER
+  std::string str;               // REDIS_REPLY_STRING, _STATUS, _ERROR
+  std::vector<Reply*> elements;  // REDIS_REPLY_ARRAY; owned
+
+  Reply() = default;
+  Reply(const Reply&) = delete;
+  Reply& operator=(const Reply&) = delete;
+  ~Reply() {
+    for (Reply* e : elements) delete e;
+  }
+};
+// hiredis 1.x peeks at `((redisReply*)reply)->type` to spot RESP3 pushes: `type` must come first.
+static_assert(std::is_standard_layout_v<Reply>,
+              "Reply::type must be at offset 0, as in redisReply");
+struct ReplyDeleter {
+  void operator()(Reply* r) const noexcept { delete r; }
+};
+using ReplyPtr = std::unique_ptr<Reply, ReplyDeleter>;
+
+/// Makes c's reader build Reply objects instead of redisReply: every reply that c returns (from
+/// redisCommandArgv) is then a Reply*, to be freed with ReplyDeleter.
+void use_larder_replies(redisContext* c) noexcept;
 
 /// A StoreError that also says what the pool must do with the connection.
 class Failure : public StoreError {
@@ -41,7 +67,7 @@ class Failure : public StoreError {
 /// Maps a failure to a Failure: a context error (c->err) when reply is null, else an error reply.
 /// `command` names the command (never its arguments), `endpoint` the server; any occurrence of
 /// `secret` in a server's text is replaced by "***".
-Failure map_error(const redisContext* c, const redisReply* reply, std::string_view command,
+Failure map_error(const redisContext* c, const Reply* reply, std::string_view command,
                   std::string_view endpoint, std::string_view secret);
 
 }  // namespace larder::redis
