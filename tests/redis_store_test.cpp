@@ -411,6 +411,7 @@ TEST_CASE("Redis frozen (SIGSTOP): calls bounded by the timeout, breaker opens, 
   CHECK(s.breaker_opens == 1);
   CHECK(s.breaker == larder::BreakerState::open);
   CHECK_FALSE(store.available());
+  CHECK_FALSE(c.stats().store_available);
   {
     const auto t0 = std::chrono::steady_clock::now();
     for (int i = 0; i < 10; ++i) CHECK(*c(1) == 10);  // Redis skipped: computed at once
@@ -429,6 +430,7 @@ TEST_CASE("Redis frozen (SIGSTOP): calls bounded by the timeout, breaker opens, 
   }
   CHECK(hit);
   CHECK(store.available());
+  CHECK(c.stats().store_available);
   CHECK(store.stats().breaker == larder::BreakerState::closed);
 }
 

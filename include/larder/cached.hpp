@@ -240,6 +240,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     s.decode_errors = decode_errors_.load();
     s.load_time = std::chrono::nanoseconds{static_cast<std::int64_t>(load_time_ns_.load())};
     s.waiting = waiting_.load(std::memory_order_relaxed);
+    s.store_available = bytes_ == nullptr || bytes_->available();
     return s;
   }
 

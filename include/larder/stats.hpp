@@ -21,6 +21,9 @@ struct Stats {
   std::uint64_t decode_errors = 0;  ///< stored bytes that did not decode (treated as misses)
   std::chrono::nanoseconds load_time{0};  ///< total time spent computing
   std::uint64_t waiting = 0;  ///< gauge: callers waiting right now for another's computation
+  /// gauge: false while the byte store is skipped (RedisStore's circuit breaker is open; see
+  /// RedisStore::stats() for its state and counters). True without a byte store.
+  bool store_available = true;
 
   std::uint64_t requests() const noexcept { return hits + stale_serves + misses; }
   /// Share of calls answered without computing: (hits + stale serves) / requests; 0 when idle.
