@@ -28,10 +28,12 @@
 // the read buffers were emptied, so neither a reader nor a buffered pointer ever sees freed memory.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -46,6 +48,7 @@
 
 #include "larder/clock.hpp"
 #include "larder/detail/epoch.hpp"
+#include "larder/detail/spin_lock.hpp"
 #include "larder/detail/store_policy.hpp"
 #include "larder/detail/striped_counter.hpp"
 #include "larder/detail/weight.hpp"
@@ -167,7 +170,7 @@ class MemoryStore final : public Store {
     node->weight = weight;
     // Between the shard lock and the policy lock, another thread may evict and retire `old` (or
     // `node`): the guard keeps both alive until this call is done with them.
-    detail::EpochDomain::Guard guard{epochs()};
+    std::optional<detail::EpochDomain::Guard> guard{std::in_place, epochs()};
     Node* old = nullptr;
     Table* old_table = nullptr;
     Shard& s = shard_of(hash);
@@ -176,14 +179,19 @@ class MemoryStore final : public Store {
       old = find_locked<K, V>(s, ns, hash, eq);
       link_locked(s, node);
       if (old != nullptr) unlink_locked(s, old);
-      if (s.count.load(std::memory_order_relaxed) > s.table.load(std::memory_order_relaxed)->mask)
-        old_table = grow_locked(s);
+      // Grow at load factor 3/4: a chain hop is a cache miss on the hit path.
+      const std::size_t buckets = s.table.load(std::memory_order_relaxed)->mask + 1;
+      if (s.count.load(std::memory_order_relaxed) * 4 > buckets * 3) old_table = grow_locked(s);
     }
     std::lock_guard lock{policy_mutex_};
     if (old_table != nullptr) retire(old_table);
     if (old != nullptr) release_locked(old);
     admit_locked(node);
-    maintain_locked(stamps.written);
+    // Done with old and node: leave the read section, or this thread's own stale announcement would
+    // keep the epoch from moving in the maintenance below.
+    guard.reset();
+    if (retired_.size() >= reclaim_at_ || calendar_due(stamps.written))
+      maintain_locked(stamps.written);
   }
 
   /// Removes the entry; true if there was one.
@@ -252,7 +260,7 @@ class MemoryStore final : public Store {
   /// retired memory). Reads and writes do this on their own; tests call it to reach a quiet state.
   void maintain(TimePoint now) {
     std::lock_guard lock{policy_mutex_};
-    maintain_locked(now);
+    maintain_locked(now, /*reclaim_all=*/true);
   }
 
   /// Checks the store's invariants and throws std::logic_error naming the first one broken: every
@@ -334,7 +342,7 @@ class MemoryStore final : public Store {
   };
 
   struct alignas(detail::kCacheLine) Shard {
-    mutable std::mutex mutex;            // writers
+    mutable detail::SpinLock mutex;      // writers
     std::atomic<std::uint32_t> seq{0};   // odd while a resize moves chains
     std::atomic<Table*> table{nullptr};  // replaced (and retired) by a resize
     std::atomic<std::size_t> count{0};   // linked entries; written under mutex
@@ -360,7 +368,7 @@ class MemoryStore final : public Store {
   static constexpr std::size_t kShardBits = 4;
   static constexpr std::size_t kShards = std::size_t{1} << kShardBits;
   static constexpr std::size_t kInitialBuckets = 16;  // per shard; doubles at load factor 1
-  static constexpr std::size_t kReadSlots = 16;       // per stripe; a power of two
+  static constexpr std::size_t kReadSlots = 32;       // per stripe; a power of two
   static constexpr unsigned kTickShift = 30;          // calendar bucket: 2^30 ns, about 1.07 s
 
   static detail::EpochDomain& epochs() noexcept { return detail::EpochDomain::global(); }
@@ -473,9 +481,12 @@ class MemoryStore final : public Store {
   void drain_reads_locked() {
     for (auto& stripe : read_buffer_) {
       for (auto& slot : stripe.slots) {
-        if (slot.load(std::memory_order_relaxed) == nullptr) continue;
-        Node* n = slot.exchange(nullptr, std::memory_order_acquire);
-        if (n != nullptr && n->state == State::live) policy_.access(n);
+        // A load and a store, not an exchange: a read noted in between is lost, which a lossy
+        // buffer allows; a pointer noted before the last epoch move is always cleared.
+        Node* n = slot.load(std::memory_order_acquire);
+        if (n == nullptr) continue;
+        slot.store(nullptr, std::memory_order_relaxed);
+        if (n->state == State::live) policy_.access(n);
       }
     }
   }
@@ -518,29 +529,35 @@ class MemoryStore final : public Store {
     }
   }
 
-  void maintain_locked(TimePoint now) {
-    const std::uint64_t safe = epochs().try_advance();
-    drain_reads_locked();  // after the epoch check: buffered pointers to what we free are gone
+  /// Replays the read buffers, expires what is due, and frees retired memory once enough piled up
+  /// (moving the epoch costs a membarrier, so it is batched).
+  void maintain_locked(TimePoint now, bool reclaim_all = false) {
+    drain_reads_locked();
     expire_locked(now);
-    reclaim_up_to(safe);
+    if (retired_.size() >= reclaim_at_ || (reclaim_all && !retired_.empty())) reclaim_locked();
+  }
+
+  /// True when the oldest calendar bucket is wholly past.
+  bool calendar_due(TimePoint now) const noexcept {
+    const auto now_ns = now.time_since_epoch().count();
+    return !calendar_.empty() && now_ns > 0 &&
+           calendar_.begin()->first <= (static_cast<std::uint64_t>(now_ns) >> kTickShift);
   }
 
   void reclaim_locked() {
     const std::uint64_t safe = epochs().try_advance();
-    drain_reads_locked();
+    drain_reads_locked();  // after the epoch check: buffered pointers to what we free are gone
     reclaim_up_to(safe);
   }
 
   void reclaim_up_to(std::uint64_t current) {
-    std::size_t kept = 0;
-    for (std::size_t i = 0; i < retired_.size(); ++i) {
-      if (retired_[i].epoch + 2 <= current) {
-        retired_[i].free();
-      } else {
-        retired_[kept++] = retired_[i];
-      }
+    // Retired in epoch order: free from the front.
+    while (!retired_.empty() && retired_.front().epoch + 2 <= current) {
+      retired_.front().free();
+      retired_.pop_front();
     }
-    retired_.resize(kept);
+    // If readers held the epoch back, try again only after another half batch, not on every put.
+    reclaim_at_ = retired_.size() + reclaim_batch_ / 2;
   }
 
   void retire(Node* n) { retired_.push_back(Retired{epochs().current(), n, nullptr}); }
@@ -598,14 +615,18 @@ class MemoryStore final : public Store {
   }
 
   Options options_;
+  // Retired nodes that make maintenance move the epoch (a membarrier, ~1 us): 1/8 of the capacity,
+  // within [16, 512].
+  std::size_t reclaim_batch_ = std::clamp<std::size_t>(options_.max_entries / 8, 16, 512);
   std::array<Shard, kShards> shards_;
   std::array<ReadStripe, detail::kStripes> read_buffer_;
 
-  mutable std::mutex policy_mutex_;  // guards everything below
+  mutable detail::SpinLock policy_mutex_;  // guards everything below
   detail::StorePolicy policy_;
   std::map<std::uint64_t, Node*> calendar_;
   std::vector<detail::StoreHook*> victims_;
-  std::vector<Retired> retired_;
+  std::deque<Retired> retired_;              // in epoch order
+  std::size_t reclaim_at_ = reclaim_batch_;  // retired_.size() that triggers a reclaim
 
   std::atomic<std::uint64_t> evictions_{0};
   std::atomic<std::uint64_t> expirations_{0};

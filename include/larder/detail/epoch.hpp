@@ -10,12 +10,25 @@
 // moves when every thread inside a read section has announced the current epoch, so every section
 // that could have seen the node has ended by then.
 //
+// On Linux the read side has no fence at all: entering is a plain store, and the writer that wants
+// to move the epoch first runs membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), which makes every
+// thread of the process execute a full barrier [liburcu's urcu-memb flavour, folly's asymmetric
+// fences]. After it, an announcement a reader made is visible, and a reader whose announcement is
+// not visible has not loaded anything yet. Where membarrier is missing, entering is an atomic
+// exchange.
+//
 // Records are never freed: a thread's record returns to a free list when the thread exits and is
 // reused by the next thread, so the list is as long as the most threads ever alive at once.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+
+#if defined(__linux__)
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 #include "larder/detail/striped_counter.hpp"
 
@@ -47,8 +60,15 @@ class EpochDomain {
   class Guard {
    public:
     explicit Guard(EpochDomain& d) : rec_{&d.record()} {
-      // The exchange orders the announcement before every later load of shared pointers.
-      rec_->epoch.exchange(d.epoch_.load(std::memory_order_seq_cst), std::memory_order_seq_cst);
+      const std::uint64_t e = d.epoch_.load(std::memory_order_relaxed);
+      if (d.asymmetric_) {
+        rec_->epoch.store(e, std::memory_order_relaxed);
+        std::atomic_signal_fence(
+            std::memory_order_seq_cst);  // the writer's membarrier does the rest
+      } else {
+        // The exchange orders the announcement before every later load of shared pointers.
+        rec_->epoch.exchange(e, std::memory_order_seq_cst);
+      }
     }
     ~Guard() { rec_->epoch.store(kIdle, std::memory_order_release); }
     Guard(const Guard&) = delete;
@@ -65,6 +85,7 @@ class EpochDomain {
   /// value is >= e + 2.
   std::uint64_t try_advance() noexcept {
     const std::uint64_t e = epoch_.load(std::memory_order_seq_cst);
+    if (asymmetric_) heavy_barrier();
     for (Record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
       const std::uint64_t seen = r->epoch.load(std::memory_order_seq_cst);
       if (seen != kIdle && seen != e) return e;
@@ -95,6 +116,26 @@ class EpochDomain {
     return fresh;
   }
 
+  EpochDomain() noexcept : asymmetric_{register_membarrier()} {}
+
+  static bool register_membarrier() noexcept {
+#if defined(__linux__) && defined(__NR_membarrier) && !defined(LARDER_NO_MEMBARRIER)
+    const long cmds = ::syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    if (cmds < 0 || (cmds & MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0) return false;
+    return ::syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+#else
+    return false;
+#endif
+  }
+
+  /// A full barrier on every thread of the process (only called when asymmetric_).
+  static void heavy_barrier() noexcept {
+#if defined(__linux__) && defined(__NR_membarrier)
+    ::syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+#endif
+  }
+
+  const bool asymmetric_;
   std::atomic<std::uint64_t> epoch_{1};
   std::atomic<Record*> head_{nullptr};
 };
