@@ -248,6 +248,47 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// "{prefix}:v{schema}:{Class}:{function}:", the start of every key of this function.
   const std::string& key_prefix() const noexcept { return head_; }
 
+  // ---- bulk get-or-compute ----
+  /// The first argument's type without const or reference: what a bulk call takes a span of.
+  using entity_type = std::remove_cvref_t<std::tuple_element_t<0, std::tuple<A...>>>;
+
+  /// Returns fn(e, params...) for each entity e, in the order given (duplicates included). Reads
+  /// every key from the memory tier, then the keys it lacked from the byte tier in ONE
+  /// ByteStore::get_many, then computes only the keys still missing, once each. A key that a
+  /// concurrent call is computing is joined (as a single call would wait for it), and single calls
+  /// made meanwhile join the computations of this one. Stale entries follow the single-call path
+  /// (served stale while one caller or task refreshes them). The bulk path takes no cross-process
+  /// lock: it coordinates within this process only.
+  /// Failure: if fn throws for a key, the other keys are still computed and stored, then the first
+  /// exception propagates (nothing is stored for the failing key). ColdCacheError as for a single
+  /// call, per Options::on_cold. Store errors are counted and never thrown.
+  /// Example:
+  ///   std::vector<Author> authors = ...;
+  ///   auto lists = top_book_ids.get_many(authors, 10);  // lists[i] is top_book_ids(authors[i],
+  ///   10)
+  template <class... P>
+  requires(sizeof...(P) + 1 ==
+           sizeof...(A)) std::vector<result_type> get_many(std::span<const entity_type> entities,
+                                                           const P&... params) {
+    return bulk_get(entities, static_cast<BulkNoLoader*>(nullptr), BulkParams{params...});
+  }
+
+  /// As above, but the missing keys are computed by ONE call of `loader(missing, params...)`, which
+  /// must return a std::vector<value_type> holding the value of missing[i] at index i (fn itself is
+  /// not called). If the loader throws, or returns another number of values, every key it was to
+  /// compute fails with that exception (a std::logic_error for a wrong count), concurrent callers
+  /// waiting for those keys get it too, nothing is stored for them, and it propagates.
+  /// Example:
+  ///   auto lists = top_book_ids.get_many(authors, &top_book_ids_for_many, 10);  // one SQL query
+  template <class Loader, class... P>
+  requires(sizeof...(P) + 1 == sizeof...(A)) &&
+      std::invocable<Loader&, std::span<const entity_type>, const P&...> std::vector<
+          result_type> get_many(std::span<const entity_type> entities, Loader&& loader,
+                                const P&... params) {
+    return bulk_get(entities, &loader, BulkParams{params...});
+  }
+  // ---- bulk get-or-compute ----
+
  private:
   using Flights = detail::SingleFlight<value_type>;
   template <class T>
@@ -696,6 +737,220 @@ class Cached<Fn, detail::Signature<R, A...>> {
       report(kind, key, "unknown exception");
     }
   }
+
+  // ---- bulk get-or-compute ----
+  template <class First, class... Rest>
+  struct bulk_params {
+    using type = std::tuple<std::remove_cvref_t<Rest>...>;
+  };
+  /// The params of a bulk call (every argument but the entity), converted to their declared types
+  /// once, so that keys hash exactly as a single call's do.
+  using BulkParams = typename bulk_params<A...>::type;
+  struct BulkNoLoader {};
+  /// An entity of a bulk call that found nothing usable in memory.
+  struct BulkMiss {
+    std::size_t index;  // into the caller's span
+    Call call;
+  };
+
+  template <class G>
+  decltype(auto) with_bulk_args(const entity_type& e, const BulkParams& held, G&& g) {
+    return std::apply([&](const auto&... p) -> decltype(auto) { return g(e, p...); }, held);
+  }
+
+  template <class Loader>
+  std::vector<result_type> bulk_get(std::span<const entity_type> entities, Loader* loader,
+                                    const BulkParams& held) {
+    std::vector<std::optional<result_type>> out(entities.size());
+    std::vector<BulkMiss> misses;
+    std::vector<std::pair<std::size_t, std::size_t>> duplicates;  // (index, index it repeats)
+    std::unordered_map<std::string, std::size_t> first_index;
+    const TimePoint now = clock_->now();
+
+    // 1. The memory tier, key by key (a hash lookup each).
+    for (std::size_t i = 0; i < entities.size(); ++i) {
+      with_bulk_args(entities[i], held, [&](const auto&... args) {
+        with_parts(
+            [&](const auto& id, const auto&... parts) {
+              const std::uint64_t h = hash_of(id, parts...);
+              if (mem_) {
+                auto eq = [&](const Key& k) { return key_equal(k, id, parts...); };
+                if (auto found = mem_->template find<Key, value_type>(ns_, h, eq, now)) {
+                  if (found->stamps.fresh(now)) {
+                    hits_.add();
+                    out[i].emplace(std::move(found->value), Source::memory, false,
+                                   found->stamps.written, now);
+                    return;
+                  }
+                  out[i].emplace(on_stale(Call{h, render(id, parts...), make_key(id, parts...)},
+                                          std::move(*found), Source::memory, now, args...));
+                  return;
+                }
+              }
+              std::string rendered = render(id, parts...);
+              auto [it, inserted] = first_index.try_emplace(rendered, i);
+              if (!inserted) {
+                duplicates.emplace_back(i, it->second);
+                return;
+              }
+              misses.push_back(BulkMiss{i, Call{h, std::move(rendered), make_key(id, parts...)}});
+            },
+            args...);
+      });
+    }
+
+    // 2. The byte tier: one get_many for every key memory lacked.
+    if (bytes_ && !misses.empty()) {
+      auto remote = bulk_read_remote(misses, now);
+      std::vector<BulkMiss> still;
+      for (std::size_t m = 0; m < misses.size(); ++m) {
+        if (!remote[m]) {
+          still.push_back(std::move(misses[m]));
+          continue;
+        }
+        const std::size_t i = misses[m].index;
+        fill_memory(misses[m].call, remote[m]->value, remote[m]->stamps);
+        if (remote[m]->stamps.fresh(now)) {
+          hits_.add();
+          out[i].emplace(std::move(remote[m]->value), Source::remote, false,
+                         remote[m]->stamps.written, now);
+        } else {
+          with_bulk_args(entities[i], held, [&](const auto&... args) {
+            out[i].emplace(on_stale(std::move(misses[m].call), std::move(*remote[m]),
+                                    Source::remote, now, args...));
+          });
+        }
+      }
+      misses = std::move(still);
+    }
+
+    // 3. Lead the keys nobody computes yet; join the others.
+    using LeaderPtr = std::unique_ptr<typename Flights::Leader>;
+    std::vector<std::pair<const BulkMiss*, LeaderPtr>> led;
+    std::vector<std::pair<const BulkMiss*, typename Flights::FlightPtr>> joined;
+    for (const BulkMiss& m : misses) {
+      auto ticket = flights_.join(m.call.key);
+      if (!ticket.leader) {
+        joined.emplace_back(&m, std::move(ticket.flight));
+        continue;
+      }
+      misses_.add();
+      auto leader = std::make_unique<typename Flights::Leader>(flights_, m.call.key, ticket.flight);
+      if (mem_) {  // another leader may have stored it between our lookup and our join
+        auto eq = [&](const Key& k) { return k == m.call.stored_key; };
+        if (auto found = mem_->template find<Key, value_type>(ns_, m.call.hash, eq, now);
+            found && found->stamps.fresh(now)) {
+          leader->complete(found->value, found->stamps);
+          out[m.index].emplace(std::move(found->value), Source::memory, false,
+                               found->stamps.written, now);
+          continue;
+        }
+      }
+      led.emplace_back(&m, std::move(leader));
+    }
+
+    // 4. Compute what we lead: one loader call, or fn per key.
+    if constexpr (std::is_same_v<Loader, BulkNoLoader>) {
+      (void)loader;
+      std::exception_ptr first_error;
+      for (auto& [m, leader] : led) {
+        try {
+          with_bulk_args(entities[m->index], held, [&](const auto&... args) {
+            out[m->index].emplace(compute_and_store(m->call, *leader, std::nullopt, args...));
+          });
+        } catch (...) {
+          if (!first_error) first_error = std::current_exception();
+        }
+      }
+      if (first_error) std::rethrow_exception(first_error);
+    } else {
+      if (!led.empty()) bulk_load(entities, *loader, held, led, out);
+    }
+
+    // 5. Wait for the keys other callers compute, then copy the duplicates.
+    for (auto& [m, flight] : joined) out[m->index].emplace(wait_for_other(m->call, *flight, now));
+    for (auto [i, from] : duplicates) out[i].emplace(*out[from]);
+
+    std::vector<result_type> results;
+    results.reserve(out.size());
+    for (auto& r : out) results.push_back(std::move(*r));
+    return results;
+  }
+
+  /// One ByteStore::get_many for the misses; a failed read or an undecodable entry is a miss.
+  std::vector<std::optional<Found<value_type>>> bulk_read_remote(
+      const std::vector<BulkMiss>& misses, TimePoint now) {
+    std::vector<std::optional<Found<value_type>>> found(misses.size());
+    if constexpr (Encodable<value_type>) {
+      if (!bytes_->available()) return found;
+      std::vector<std::string> keys;
+      keys.reserve(misses.size());
+      for (const auto& m : misses) keys.push_back(m.call.key);
+      std::vector<std::optional<std::string>> bytes;
+      try {
+        bytes = bytes_->get_many(std::span<const std::string>{keys});
+      } catch (const StoreError& e) {
+        store_error(keys.front(), e);
+        return found;
+      }
+      for (std::size_t m = 0; m < misses.size() && m < bytes.size(); ++m) {
+        if (!bytes[m]) continue;
+        try {
+          auto env = detail::decode_envelope(*bytes[m], keys[m], fingerprint_);
+          if (env.stamps.expired(now)) continue;
+          found[m] = Found<value_type>{
+              std::make_shared<const value_type>(Codec<value_type>::decode(env.value)), env.stamps};
+        } catch (const DecodeError& e) {
+          decode_errors_.add();
+          report(ErrorEvent::Kind::decode, keys[m], e.what());
+        }
+      }
+    } else {
+      (void)now;
+    }
+    return found;
+  }
+
+  /// Computes the led keys with one call of the batched loader and completes their flights.
+  template <class Loader, class Led>
+  void bulk_load(std::span<const entity_type> entities, Loader& loader, const BulkParams& held,
+                 Led& led, std::vector<std::optional<result_type>>& out) {
+    std::vector<entity_type> batch;
+    batch.reserve(led.size());
+    for (auto& [m, leader] : led) batch.push_back(entities[m->index]);
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<value_type> values;
+    try {
+      values = std::apply(
+          [&](const auto&... p) {
+            return std::vector<value_type>(
+                std::invoke(loader, std::span<const entity_type>{batch}, p...));
+          },
+          held);
+      if (values.size() != batch.size())
+        throw std::logic_error(
+            fmt::format("larder: the batched loader of '{}' returned {} values for {} entities",
+                        head_, values.size(), batch.size()));
+    } catch (...) {
+      load_time_ns_.add(elapsed_ns(t0));
+      load_failures_.add(led.size());
+      for (auto& [m, leader] : led) leader->fail(std::current_exception());
+      throw;
+    }
+    load_time_ns_.add(elapsed_ns(t0));
+    loads_.add(led.size());
+    for (std::size_t k = 0; k < led.size(); ++k) {
+      auto& [m, leader] = led[k];
+      auto value = std::make_shared<const value_type>(std::move(values[k]));
+      const Stamps stamps = make_stamps(clock_->now());
+      fill_memory(m->call, value, stamps);
+      write_remote(m->call.key, *value, stamps);
+      leader->complete(value, stamps);
+      out[m->index].emplace(std::move(value), Source::computed, false, stamps.written,
+                            stamps.written);
+    }
+  }
+  // ---- bulk get-or-compute ----
 
   Fn fn_;
   Options opts_;

@@ -1,0 +1,336 @@
+// Cached::get_many: bulk get-or-compute. Only the missing keys are computed (by fn, or by one call
+// of a batched loader), the byte tier is read with one get_many, and in-flight computations are
+// shared with concurrent single calls in both directions. Failures propagate.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <future>
+#include <larder/larder.hpp>
+#include <larder/tiered_store.hpp>
+#include <mutex>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/counting_fn.hpp"
+#include "support/map_byte_store.hpp"
+
+using namespace std::chrono_literals;
+using larder::Source;
+using larder::testing::CountingFn;
+using larder::testing::MapByteStore;
+
+namespace {
+
+using Ids = std::vector<std::int64_t>;
+
+auto wrap(CountingFn& fn) {
+  return [&fn](std::int64_t id) { return fn(id); };
+}
+
+/// A batched loader double: records each batch it was asked for.
+struct BatchLoader {
+  std::mutex mutex;
+  std::vector<Ids> batches;
+  std::int64_t fail_on = -1;  // throws if asked for this id
+  bool short_answer = false;  // returns one value too few
+  std::vector<std::int64_t> operator()(std::span<const std::int64_t> ids) {
+    {
+      std::lock_guard lock{mutex};
+      batches.emplace_back(ids.begin(), ids.end());
+    }
+    std::vector<std::int64_t> out;
+    for (auto id : ids) {
+      if (id == fail_on) throw std::runtime_error("database down");
+      out.push_back(id * 10);
+    }
+    if (short_answer && !out.empty()) out.pop_back();
+    return out;
+  }
+};
+
+/// A byte store that counts how it is read (MapByteStore answers).
+class CountingByteStore final : public larder::ByteStore {
+ public:
+  explicit CountingByteStore(MapByteStore& inner) : inner_{inner} {}
+  std::optional<std::string> get(std::string_view key) override {
+    ++gets;
+    return inner_.get(key);
+  }
+  std::vector<std::optional<std::string>> get_many(std::span<const std::string> keys) override {
+    ++get_manys;
+    last_batch = keys.size();
+    std::vector<std::optional<std::string>> out;
+    for (const auto& k : keys) out.push_back(inner_.get(k));
+    return out;
+  }
+  void set(std::string_view key, std::string_view bytes, std::chrono::milliseconds ttl) override {
+    inner_.set(key, bytes, ttl);
+  }
+  void erase(std::string_view key) override { inner_.erase(key); }
+  bool try_lock(std::string_view key, std::string_view token,
+                std::chrono::milliseconds lease) override {
+    return inner_.try_lock(key, token, lease);
+  }
+  bool unlock(std::string_view key, std::string_view token) override {
+    return inner_.unlock(key, token);
+  }
+  std::atomic<int> gets{0};
+  std::atomic<int> get_manys{0};
+  std::size_t last_batch = 0;
+
+ private:
+  MapByteStore& inner_;
+};
+
+std::vector<Source> sources_of(const std::vector<larder::Result<std::int64_t>>& rs) {
+  std::vector<Source> out;
+  for (const auto& r : rs) out.push_back(r.source());
+  return out;
+}
+std::vector<std::int64_t> values_of(const std::vector<larder::Result<std::int64_t>>& rs) {
+  std::vector<std::int64_t> out;
+  for (const auto& r : rs) out.push_back(*r);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("get_many computes only the keys that are missing, in the order given", "[bulk]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 1h, .clock = &clock}};
+  c(1);
+  c(2);
+  REQUIRE(fn.calls == 2);
+
+  auto rs = c.get_many(Ids{3, 1, 4, 2});
+  CHECK(values_of(rs) == Ids{30, 10, 40, 20});
+  CHECK(sources_of(rs) ==
+        std::vector{Source::computed, Source::memory, Source::computed, Source::memory});
+  CHECK(fn.calls == 4);
+  const auto s = c.stats();
+  CHECK(s.hits == 2);
+  CHECK(s.misses == 4);
+  CHECK(s.loads == 4);
+
+  // Now everything is cached: nothing computes, and single calls hit what the bulk call stored.
+  auto again = c.get_many(Ids{1, 2, 3, 4});
+  CHECK(values_of(again) == Ids{10, 20, 30, 40});
+  CHECK(c(4).source() == Source::memory);
+  CHECK(fn.calls == 4);
+}
+
+TEST_CASE("get_many computes a key repeated in the list once", "[bulk]") {
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn)};
+  auto rs = c.get_many(Ids{5, 5, 6, 5});
+  CHECK(values_of(rs) == Ids{50, 50, 60, 50});
+  CHECK(fn.calls == 2);
+  CHECK(c.get_many(Ids{}).empty());
+}
+
+TEST_CASE("get_many keys params exactly as single calls do", "[bulk]") {
+  larder::MemoryStore store;
+  std::atomic<int> calls{0};
+  larder::Cached c{store, "T", "f", [&calls](std::int64_t id, std::int64_t limit) {
+                     ++calls;
+                     return id * 100 + limit;
+                   }};
+  c(1, 7);
+  // An int literal for an int64 param: converted before hashing, so the key matches.
+  auto rs = c.get_many(Ids{1, 2}, 7);
+  CHECK(values_of(rs) == Ids{107, 207});
+  CHECK(rs[0].source() == Source::memory);
+  CHECK(calls == 2);
+  CHECK(c(2, 7).source() == Source::memory);
+  CHECK(c.get_many(Ids{1}, 8)[0].source() == Source::computed);  // another param, another key
+}
+
+TEST_CASE("get_many with a batched loader makes one call for all the missing keys", "[bulk]") {
+  larder::MemoryStore store;
+  CountingFn fn;
+  BatchLoader loader;
+  larder::Cached c{store, "T", "f", wrap(fn)};
+  c(2);
+
+  auto rs = c.get_many(Ids{1, 2, 3, 1}, std::ref(loader));
+  CHECK(values_of(rs) == Ids{10, 20, 30, 10});
+  CHECK(sources_of(rs) ==
+        std::vector{Source::computed, Source::memory, Source::computed, Source::computed});
+  REQUIRE(loader.batches.size() == 1);
+  CHECK(loader.batches[0] == Ids{1, 3});
+  CHECK(fn.calls == 1);  // only the warm-up: the loader replaced fn
+  CHECK(c.stats().loads == 3);
+
+  // All present: the loader is not called at all.
+  c.get_many(Ids{1, 2, 3}, std::ref(loader));
+  CHECK(loader.batches.size() == 1);
+}
+
+TEST_CASE("get_many reads the byte tier with one get_many call", "[bulk]") {
+  larder::FakeClock clock;
+  MapByteStore map{clock};
+  CountingByteStore bytes{map};
+  CountingFn fn;
+  {  // another process computed 1 and 2 into the shared tier
+    larder::MemoryStore l1;
+    larder::TieredStore other{l1, bytes};
+    larder::Cached c{other, "T", "f", wrap(fn), {.ttl = 1h, .clock = &clock}};
+    c(1);
+    c(2);
+  }
+  REQUIRE(fn.calls == 2);
+  bytes.gets = 0;
+  bytes.get_manys = 0;
+
+  larder::MemoryStore l1;
+  larder::TieredStore store{l1, bytes};
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 1h, .clock = &clock}};
+  c(3);  // in this process's memory already: not asked of the byte tier by the bulk call
+  bytes.gets = 0;
+  auto rs = c.get_many(Ids{1, 2, 3, 4});
+  CHECK(values_of(rs) == Ids{10, 20, 30, 40});
+  CHECK(sources_of(rs) ==
+        std::vector{Source::remote, Source::remote, Source::memory, Source::computed});
+  CHECK(bytes.get_manys == 1);
+  CHECK(bytes.last_batch == 3);
+  CHECK(bytes.gets == 0);
+  CHECK(fn.calls == 4);
+  // 1 and 2 were copied into memory; 4 was written to the shared tier.
+  CHECK(c(1).source() == Source::memory);
+  CHECK(map.peek(c.key(4)).has_value());
+}
+
+TEST_CASE("get_many survives a failing byte tier by computing", "[bulk]") {
+  larder::FakeClock clock;
+  MapByteStore bytes{clock};
+  larder::MemoryStore l1;
+  larder::TieredStore store{l1, bytes};
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 1h, .clock = &clock}};
+  bytes.failing = true;
+  auto rs = c.get_many(Ids{1, 2});
+  CHECK(values_of(rs) == Ids{10, 20});
+  CHECK(fn.calls == 2);
+  CHECK(c.stats().store_errors >= 1);
+}
+
+TEST_CASE("get_many joins a single call's computation instead of computing again", "[bulk]") {
+  larder::MemoryStore store;
+  CountingFn fn;
+  BatchLoader loader;
+  larder::Cached c{store, "T", "f", wrap(fn)};
+  fn.close_gate();
+  auto single = std::async(std::launch::async, [&] { return *c(7); });
+  fn.wait_inside(1);  // the single call leads key 7 and is held inside fn
+
+  auto bulk = std::async(std::launch::async, [&] {
+    return c.get_many(Ids{7, 8}, std::ref(loader));
+  });
+  // The bulk call computes 8 through the loader, then waits for 7.
+  while (c.stats().waiting == 0) std::this_thread::sleep_for(1ms);
+  fn.open_gate();
+  auto rs = bulk.get();
+  CHECK(single.get() == 70);
+  CHECK(values_of(rs) == Ids{70, 80});
+  CHECK(rs[0].source() == Source::coalesced);
+  REQUIRE(loader.batches.size() == 1);
+  CHECK(loader.batches[0] == Ids{8});
+  CHECK(fn.calls == 1);
+}
+
+TEST_CASE("A single call joins a bulk call's computation", "[bulk]") {
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn)};
+  std::promise<void> entered;
+  std::promise<void> release;
+  auto release_future = release.get_future().share();
+  auto loader = [&](std::span<const std::int64_t> ids) {
+    entered.set_value();
+    release_future.wait();
+    std::vector<std::int64_t> out;
+    for (auto id : ids) out.push_back(id * 10 + 1);
+    return out;
+  };
+  auto bulk = std::async(std::launch::async, [&] { return c.get_many(Ids{9, 10}, loader); });
+  entered.get_future().wait();
+  auto single = std::async(std::launch::async, [&] { return c(10); });
+  while (c.stats().waiting == 0) std::this_thread::sleep_for(1ms);
+  release.set_value();
+  CHECK(values_of(bulk.get()) == Ids{91, 101});
+  auto r = single.get();
+  CHECK(*r == 101);
+  CHECK(r.source() == Source::coalesced);
+  CHECK(fn.calls == 0);
+}
+
+TEST_CASE("get_many stores the keys that computed and rethrows the first failure", "[bulk]") {
+  larder::MemoryStore store;
+  std::atomic<int> calls{0};
+  larder::Cached c{store, "T", "f", [&calls](std::int64_t id) {
+                     ++calls;
+                     if (id == 13) throw std::runtime_error("database down");
+                     return id * 10;
+                   }};
+  CHECK_THROWS_WITH(c.get_many(Ids{12, 13, 14}), "database down");
+  CHECK(calls == 3);
+  CHECK(c(12).source() == Source::memory);
+  CHECK(c(14).source() == Source::memory);
+  CHECK_THROWS_WITH(c(13), "database down");  // nothing was cached for it
+  CHECK(calls == 4);
+  CHECK(c.stats().load_failures == 2);
+}
+
+TEST_CASE("A failing batched loader fails its keys and caches nothing", "[bulk]") {
+  larder::MemoryStore store;
+  CountingFn fn;
+  BatchLoader loader;
+  larder::Cached c{store, "T", "f", wrap(fn)};
+  loader.fail_on = 2;
+  CHECK_THROWS_WITH(c.get_many(Ids{1, 2, 3}, std::ref(loader)), "database down");
+  CHECK(c.stats().load_failures == 3);
+  CHECK(c(1).source() == Source::computed);  // not cached by the failed batch
+
+  loader.fail_on = -1;
+  loader.short_answer = true;
+  CHECK_THROWS_AS(c.get_many(Ids{4, 5}, std::ref(loader)), std::logic_error);
+  CHECK(c(4).source() == Source::computed);
+  loader.short_answer = false;
+  CHECK(values_of(c.get_many(Ids{4, 5, 6}, std::ref(loader))) == Ids{40, 50, 60});
+}
+
+TEST_CASE("get_many recomputes a stale entry and serves fresh ones", "[bulk]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 1h, .fresh_for = 10min, .clock = &clock}};
+  c(1);
+  clock.advance(11min);
+  c(2);
+  fn.offset = 5;
+  auto rs = c.get_many(Ids{1, 2});
+  CHECK(values_of(rs) == Ids{15, 20});  // 1 was stale: the caller refreshed it (Refresh::caller)
+  CHECK(rs[0].source() == Source::computed);
+  CHECK(rs[1].source() == Source::memory);
+}
+
+TEST_CASE("get_many with fail_fast refuses a key another caller is computing", "[bulk]") {
+  larder::MemoryStore store;
+  CountingFn fn;
+  BatchLoader loader;
+  larder::Cached c{store, "T", "f", wrap(fn), {.on_cold = larder::OnCold::fail_fast}};
+  fn.close_gate();
+  auto single = std::async(std::launch::async, [&] { return *c(7); });
+  fn.wait_inside(1);
+  CHECK_THROWS_AS(c.get_many(Ids{7, 8}, std::ref(loader)), larder::ColdCacheError);
+  fn.open_gate();
+  CHECK(single.get() == 70);
+  CHECK(c(8).source() == Source::memory);  // computed before the refusal, and kept
+}
