@@ -382,6 +382,29 @@ TEST_CASE("Redis killed and restarted mid-run: right values, bounded latency, hi
   CHECK(log.mentions("circuit breaker closed"));
 }
 
+TEST_CASE("After a restart, stale pooled connections are replaced without a failed call",
+          "[redis][failure]") {
+  RedisServer server;
+  auto o = local(server.port());
+  o.pool_size = 4;
+  larder::RedisStore store{o};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i) store.set("restart:k", "v", 1min);
+    });
+  for (auto& t : threads) t.join();
+  const auto before = store.stats();
+  server.stop();  // closes every client connection
+  server.restart();
+  CHECK_FALSE(store.get("restart:k").has_value());  // no persistence: empty, but no error
+  store.set("restart:k", "w", 1min);
+  CHECK(store.get("restart:k") == "w");
+  const auto after = store.stats();
+  CHECK(after.errors == 0);
+  CHECK(after.connections == before.connections + 1);  // one fresh connection served them all
+}
+
 TEST_CASE("Redis frozen (SIGSTOP): calls bounded by the timeout, breaker opens, then recovers",
           "[redis][failure]") {
   RedisServer server;

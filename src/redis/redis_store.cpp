@@ -203,6 +203,16 @@ struct RedisStore::Impl {
     pool_cv.notify_one();
   }
 
+  void drop_idle() {
+    std::vector<ContextPtr> dropped;  // freed outside the lock
+    {
+      std::lock_guard lock{pool_mutex};
+      open -= idle.size();
+      dropped.swap(idle);
+    }
+    pool_cv.notify_all();
+  }
+
   // ---- breaker
 
   bool available() const noexcept {
@@ -227,7 +237,9 @@ struct RedisStore::Impl {
   }
 
   void succeeded() noexcept {
-    consecutive.store(0, std::memory_order_relaxed);
+    // Read before writing: on the hot path the line stays shared between threads.
+    if (consecutive.load(std::memory_order_relaxed) != 0)
+      consecutive.store(0, std::memory_order_relaxed);
     if (state.load(std::memory_order_acquire) != BreakerState::closed) {
       state.store(BreakerState::closed, std::memory_order_release);
       log(LogLevel::info,
@@ -275,7 +287,12 @@ struct RedisStore::Impl {
       } catch (const Failure& e) {
         const bool reused = lease.reused;
         if (lease.conn) release(std::move(lease.conn), !e.broken());
-        if (e.retryable() && reused && attempt == 0) continue;  // a stale pooled connection
+        if (e.retryable() && reused && attempt == 0) {
+          // The server closed an idle pooled connection (it restarted): the other idle ones are
+          // likely closed too. Drop them all and retry once on a fresh connection.
+          drop_idle();
+          continue;
+        }
         failed(e);
         throw;
       } catch (...) {  // bad_alloc and the like: drop the connection, keep the breaker honest
