@@ -23,9 +23,9 @@ namespace larder {
 enum class LogLevel { debug, info, warn, error };
 
 /// The circuit breaker's state. closed: calls go to Redis. open: Redis failed
-/// breaker_failures times in a row; calls fail at once (available() is false) until the cool-down
-/// ends. half_open: the cool-down ended and one probe call is under way; its success closes the
-/// breaker, its failure opens it again.
+/// breaker_failures times in a row (or timed out once); calls fail at once (available() is false)
+/// until the cool-down ends. half_open: the cool-down ended and one probe call is under way; its
+/// success closes the breaker, its failure opens it again.
 enum class BreakerState { closed, open, half_open };
 
 constexpr std::string_view to_string(BreakerState s) noexcept {
@@ -58,6 +58,9 @@ struct RedisOptions {
   std::size_t max_value_size{16u << 20};  // larger values are not written (counted); 0: no bound
   int breaker_failures{3};                // consecutive failures that open the breaker; >= 1
   std::chrono::milliseconds breaker_cooldown{1000};  // open time before a probe; > 0
+  /// A timeout opens the breaker at once, so that a call (even a Cached miss, which reads, locks
+  /// and writes) pays at most one timeout. false: timeouts count like other failures.
+  bool breaker_trip_on_timeout{true};
   /// Told of connection failures, breaker changes and refused values (never stderr, never the
   /// password). May be empty. Called from the thread that saw the event; must be thread-safe.
   std::function<void(LogLevel, std::string_view)> logger{};

@@ -12,6 +12,9 @@
 // available() is false (Cached then skips Redis); after breaker_cooldown one call probes (half
 // open) and its outcome closes or reopens the breaker.
 //
+// A timeout opens the breaker at once (breaker_trip_on_timeout): a frozen or overloaded Redis then
+// costs a Cached call one timeout, not one per command of its miss path (read, lock, write).
+//
 // Concurrency. The pool is a mutex-guarded stack of idle connections with a condition variable
 // for waiters; the breaker and counters are atomics. See docs/redis.md.
 #include "larder/redis_store.hpp"
@@ -253,7 +256,8 @@ struct RedisStore::Impl {
     const int n = consecutive.fetch_add(1, std::memory_order_acq_rel) + 1;
     auto s = state.load(std::memory_order_acquire);
     const bool probe_failed = s == BreakerState::half_open;
-    if (probe_failed || (s == BreakerState::closed && n >= opts.breaker_failures)) {
+    const bool trip = n >= opts.breaker_failures || (f.timeout() && opts.breaker_trip_on_timeout);
+    if (probe_failed || (s == BreakerState::closed && trip)) {
       reopen_at_ns.store(steady_ns() + std::chrono::nanoseconds{opts.breaker_cooldown}.count(),
                          std::memory_order_release);
       if (state.compare_exchange_strong(s, BreakerState::open, std::memory_order_acq_rel)) {
