@@ -137,6 +137,30 @@ TEST_CASE("get_many reads a batch with one MGET, in order", "[redis]") {
   CHECK(raw.total_calls() == 1);  // an empty batch sends nothing
 }
 
+TEST_CASE("Cached::get_many over Redis reads the whole batch with one MGET", "[redis][cached]") {
+  auto& server = shared_server();
+  larder::RedisStore store{local(server.port())};
+  CountingFn fn;
+  larder::Cached c{store, "T", "batch", wrap(fn), {.ttl = 1h}};
+  std::vector<std::int64_t> ids;
+  for (std::int64_t i = 1; i <= 20; ++i) {
+    ids.push_back(i);
+    c.invalidate(i);
+    c(i);  // warm
+  }
+  auto raw = server.client();
+  raw.command({"CONFIG", "RESETSTAT"});
+  const auto results = c.get_many(std::span<const std::int64_t>{ids});
+  CHECK(raw.calls("mget") == 1);
+  CHECK(raw.total_calls() == 1);
+  REQUIRE(results.size() == ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    CHECK(*results[i] == ids[i] * 10);
+    CHECK(results[i].source() == larder::Source::remote);
+  }
+  CHECK(fn.calls == 20);
+}
+
 TEST_CASE("Cached over Redis: values and stamps round-trip, freshness and TTL follow the stamps",
           "[redis][cached]") {
   auto& server = shared_server();
