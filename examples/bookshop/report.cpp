@@ -21,6 +21,12 @@ std::string ms_text(double ms) {
   return fmt::format("{:.3f} ms", ms);
 }
 
+/// A power of ten of milliseconds as an axis label: "0.01 ms", "10 ms", "1 s".
+std::string axis_text(double ms) {
+  if (ms >= 1000) return fmt::format("{:g} s", ms / 1000);
+  return fmt::format("{:g} ms", ms);
+}
+
 std::string thousands(double v) {
   // Built forwards, not with insert(): GCC 12 warns (-Wrestrict) on string::insert here.
   const std::string digits = std::to_string(static_cast<std::uint64_t>(std::llround(v)));
@@ -60,31 +66,34 @@ void print_table(const Summary& s, std::FILE* out) {
              "\nbookshop: {} authors, {} books in SQLite; top_book_ids takes {} ms + SQL; {} "
              "workers; store: {}\n\n",
              c.authors, c.books, c.delay.count(), c.workers, s.store);
-  fmt::print(out, "| {:<12} | {:>8} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>12} | {:>6} |\n",
+  fmt::print(out, "| {:<12} | {:>10} | {:>9} | {:>9} | {:>9} | {:>9} | {:>9} | {:>12} | {:>6} |\n",
              "phase", "requests", "req/s", "p50", "p95", "p99", "hit ratio", "computations",
              "errors");
-  fmt::print(out, "|{:-<14}|{:->10}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|{:->14}|{:->8}|\n", "",
+  fmt::print(out, "|{:-<14}|{:->12}|{:->11}|{:->11}|{:->11}|{:->11}|{:->11}|{:->14}|{:->8}|\n", "",
              ":", ":", ":", ":", ":", ":", ":", ":");
   int n = 0;
   for (const auto& p : s.phases) {
     fmt::print(out,
-               "| {:<12} | {:>8} | {:>9} | {:>9} | {:>9} | {:>9} | {:>8.1f}% | {:>12} | {:>6} |\n",
+               "| {:<12} | {:>10} | {:>9} | {:>9} | {:>9} | {:>9} | {:>8.2f}% | {:>12} | {:>6} |\n",
                fmt::format("{}. {}", ++n, p.title), thousands(static_cast<double>(p.requests)),
                thousands(p.rps), ms_text(p.p50_ms), ms_text(p.p95_ms), ms_text(p.p99_ms),
                100 * p.hit_ratio, p.computations, p.errors);
   }
   fmt::print(out, "\n");
   if (s.phases.size() >= 2 && s.phases[0].rps > 0 && s.phases[1].p50_ms > 0)
-    fmt::print(out, "larder vs no cache: {:.0f}x the requests/s, p50 {:.0f}x lower.\n",
-               s.phases[1].rps / s.phases[0].rps, s.phases[0].p50_ms / s.phases[1].p50_ms);
+    fmt::print(out, "larder vs no cache: {:.0f}x the requests/s; p50 {} -> {}, p99 {} -> {}.\n",
+               s.phases[1].rps / s.phases[0].rps, ms_text(s.phases[0].p50_ms),
+               ms_text(s.phases[1].p50_ms), ms_text(s.phases[0].p99_ms),
+               ms_text(s.phases[1].p99_ms));
   fmt::print(out, "stampede: {} workers asked for one cold key at once: {} computation(s).\n",
              s.stampede_workers, s.stampede_computations);
-  fmt::print(out,
-             "freshness: book {} deleted and book {} repriced in the database; the ID list of "
-             "author {} stayed cached ({} recomputation(s)); {} deleted row(s) dropped, the new "
-             "price shown {} times, stale rows served: {}.\n",
-             s.deleted_book, s.repriced_book, s.freshness_author, s.freshness_id_list_computations,
-             s.deleted_dropped, s.fresh_price_seen, s.stale_rows_served);
+  fmt::print(
+      out,
+      "freshness: book {} deleted and book {} repriced in the database; the cached ID list of "
+      "author {} was recomputed {} times; {} deleted-row IDs dropped from answers, the new "
+      "price shown {} times, stale rows served: {}.\n",
+      s.deleted_book, s.repriced_book, s.freshness_author, s.freshness_id_list_computations,
+      s.deleted_dropped, s.fresh_price_seen, s.stale_rows_served);
   if (!s.first_error.empty()) fmt::print(out, "first error: {}\n", s.first_error);
 }
 
@@ -121,8 +130,9 @@ std::string to_json(const Summary& s) {
 
 void write_svg(const Summary& s, const std::string& path) {
   // Panels side by side, one per phase, sharing a log-scale latency axis.
-  constexpr double kW = 1100, kH = 440, kLeft = 70, kRight = 20, kTop = 70, kBottom = 60, kGap = 14;
-  constexpr double kMinPanel = 90;
+  constexpr double kW = 1100, kH = 460, kLeft = 70, kRight = 20, kTop = 110, kBottom = 60,
+                   kGap = 14;
+  constexpr double kMinPanel = 120;
   const double plot_h = kH - kTop - kBottom;
   const std::size_t n = s.phases.size();
   const double avail = kW - kLeft - kRight - kGap * static_cast<double>(n ? n - 1 : 0);
@@ -176,7 +186,7 @@ void write_svg(const Summary& s, const std::string& path) {
                  "latency over time, per phase</text>\n",
                  kLeft);
   fmt::format_to(out,
-                 "<text x=\"{}\" y=\"46\" font-size=\"12\" fill=\"#555\">{} workers, top_book_ids "
+                 "<text x=\"{}\" y=\"48\" font-size=\"12\" fill=\"#555\">{} workers, top_book_ids "
                  "= SQL + {} ms, store: {}; log scale; each point is one time slice "
                  "(stampede: one dot per request)</text>\n",
                  kLeft, c.workers, c.delay.count(), xml_escape(s.store));
@@ -187,7 +197,7 @@ void write_svg(const Summary& s, const std::string& path) {
                    "<line x1=\"{}\" y1=\"{:.1f}\" x2=\"{}\" y2=\"{:.1f}\" stroke=\"#ddd\"/>\n"
                    "<text x=\"{}\" y=\"{:.1f}\" font-size=\"11\" text-anchor=\"end\" "
                    "fill=\"#333\">{}</text>\n",
-                   kLeft, y, kW - kRight, y, kLeft - 6, y + 4, ms_text(v));
+                   kLeft, y, kW - kRight, y, kLeft - 6, y + 4, axis_text(v));
   }
   fmt::format_to(out,
                  "<text x=\"16\" y=\"{:.1f}\" font-size=\"12\" fill=\"#333\" "
@@ -210,9 +220,19 @@ void write_svg(const Summary& s, const std::string& path) {
                    "<text x=\"{:.1f}\" y=\"{}\" font-size=\"12\" font-weight=\"bold\" "
                    "text-anchor=\"middle\">{}. {}</text>\n"
                    "<text x=\"{:.1f}\" y=\"{}\" font-size=\"11\" fill=\"#555\" "
-                   "text-anchor=\"middle\">{} req/s</text>\n",
-                   x0 + w / 2, kTop - 18, i + 1, xml_escape(p.title), x0 + w / 2, kTop - 5,
-                   thousands(p.rps));
+                   "text-anchor=\"middle\">{} req/s</text>\n"
+                   "<text x=\"{:.1f}\" y=\"{}\" font-size=\"11\" fill=\"#555\" "
+                   "text-anchor=\"middle\">hit ratio {:.2f}%</text>\n",
+                   x0 + w / 2, kTop - 34, i + 1, xml_escape(p.title), x0 + w / 2, kTop - 20,
+                   thousands(p.rps), x0 + w / 2, kTop - 7, 100 * p.hit_ratio);
+    if (p.key == "stampede")
+      fmt::format_to(out,
+                     "<text x=\"{:.1f}\" y=\"{}\" font-size=\"11\" fill=\"#333\" "
+                     "text-anchor=\"middle\">{} at once:</text>\n"
+                     "<text x=\"{:.1f}\" y=\"{}\" font-size=\"11\" fill=\"#333\" "
+                     "text-anchor=\"middle\">{} computation</text>\n",
+                     x0 + w / 2, kTop + plot_h - 34, s.stampede_workers, x0 + w / 2,
+                     kTop + plot_h - 20, s.stampede_computations);
     // X ticks: phase start and end, in seconds since the phase began.
     fmt::format_to(out,
                    "<text x=\"{:.1f}\" y=\"{}\" font-size=\"10\" fill=\"#555\">0</text>\n"
@@ -236,7 +256,7 @@ void write_svg(const Summary& s, const std::string& path) {
     for (const auto& [t, ms] : p.points)
       fmt::format_to(out,
                      "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\" fill=\"{}\" opacity=\"0.6\"/>\n",
-                     x_of(t), y_of(ms), colors[0]);
+                     x0 + w * (0.1 + 0.8 * std::clamp(t / dur, 0.0, 1.0)), y_of(ms), colors[0]);
     x0 += w + kGap;
   }
   // Legend.
