@@ -1,0 +1,240 @@
+// MemoryStore policy: bounds by count and weight, over-heavy entries, TTL on a fake clock, and
+// concurrent use. Every case ends with check_invariants().
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <larder/larder.hpp>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/catch.hpp"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+/// A value whose weight the test names (through the larder_weight customization point).
+struct Blob {
+  std::uint64_t weight;
+};
+std::uint64_t larder_weight(const Blob& b) { return b.weight; }
+
+/// Drives the typed interface the way Cached does, with an int64 key.
+template <class V>
+class Driver {
+ public:
+  Driver(larder::MemoryStore& store, larder::Clock& clock, std::chrono::nanoseconds ttl = 1h)
+      : store_{store}, clock_{clock}, ttl_{ttl}, ns_{store.namespace_id<Key, V>("test:v")} {}
+
+  void put(std::int64_t k, V v) {
+    const auto now = clock_.now();
+    store_.put<Key, V>(ns_, hash(k), eq(k), Key{k}, std::make_shared<const V>(std::move(v)),
+                       larder::Stamps{now, now + ttl_, now + ttl_});
+  }
+  std::shared_ptr<const V> get(std::int64_t k) {
+    auto f = store_.find<Key, V>(ns_, hash(k), eq(k), clock_.now());
+    return f ? f->value : nullptr;
+  }
+  bool erase(std::int64_t k) { return store_.erase<Key, V>(ns_, hash(k), eq(k)); }
+
+ private:
+  using Key = std::tuple<std::int64_t>;
+  static std::uint64_t hash(std::int64_t k) {
+    return larder::detail::mix64(static_cast<std::uint64_t>(k) * 0x9e3779b97f4a7c15ULL + 1);
+  }
+  static auto eq(std::int64_t k) {
+    return [k](const Key& key) { return std::get<0>(key) == k; };
+  }
+  larder::MemoryStore& store_;
+  larder::Clock& clock_;
+  std::chrono::nanoseconds ttl_;
+  std::uint32_t ns_;
+};
+
+}  // namespace
+
+TEST_CASE("MemoryStore never exceeds max_entries after maintenance", "[memory]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store{{.max_entries = 100}};
+  Driver<std::int64_t> d{store, clock};
+  std::mt19937_64 rng{42};
+  std::uniform_int_distribution<std::int64_t> key{0, 999};
+  for (int i = 0; i < 20'000; ++i) {
+    const auto k = key(rng);
+    if (auto v = d.get(k)) {
+      CHECK(*v == k * 2);
+    } else {
+      d.put(k, k * 2);
+    }
+    if (i % 3 == 0) d.erase(key(rng));
+    REQUIRE(store.size() <= 100);
+  }
+  store.maintain(clock.now());
+  CHECK(store.size() <= 100);
+  CHECK(store.evictions() > 0);
+  CHECK_NOTHROW(store.check_invariants());
+}
+
+TEST_CASE("MemoryStore honours max_weight with user weights", "[memory]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store{{.max_entries = 1'000'000, .max_weight = 1000}};
+  Driver<Blob> d{store, clock};
+  for (std::int64_t k = 0; k < 500; ++k) {
+    d.put(k, Blob{static_cast<std::uint64_t>(10 + k % 90)});
+    REQUIRE(store.weighted_size() <= 1000);
+  }
+  CHECK(store.weighted_size() > 800);  // the bound is used, not just respected
+  CHECK(store.size() < 100);
+  CHECK(store.rejected() == 0);
+  CHECK_NOTHROW(store.check_invariants());
+}
+
+TEST_CASE("An entry heavier than max_weight is not admitted, and is counted", "[memory]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store{{.max_entries = 100, .max_weight = 1000}};
+  Driver<Blob> d{store, clock};
+  for (std::int64_t k = 0; k < 10; ++k) d.put(k, Blob{50});
+  d.put(7, Blob{5000});  // replaces key 7 with something too heavy: key 7 is dropped
+  CHECK(store.rejected() == 1);
+  CHECK(d.get(7) == nullptr);
+  std::size_t kept = 0;
+  for (std::int64_t k = 0; k < 10; ++k) kept += d.get(k) != nullptr;
+  CHECK(kept == 9);  // nothing else was flushed to make room
+  CHECK(store.weighted_size() == 450);
+  CHECK_NOTHROW(store.check_invariants());
+}
+
+TEST_CASE("The default weight estimates heap memory of strings and vectors", "[memory]") {
+  using larder::detail::entry_weight;
+  const std::tuple<std::int64_t> key{1};
+  const std::string small = "abc";
+  const std::string big(1000, 'x');
+  const std::vector<std::int64_t> ids(1000);
+  const std::vector<std::string> names(10, std::string(100, 'n'));
+  CHECK(entry_weight(key, small) == sizeof key + sizeof small);  // in the small-string buffer
+  CHECK(entry_weight(key, big) >= sizeof key + sizeof big + 1000);
+  CHECK(entry_weight(key, ids) >= sizeof key + sizeof ids + 8000);
+  CHECK(entry_weight(key, names) >= sizeof key + sizeof names + 10 * (sizeof(std::string) + 100));
+  CHECK(entry_weight(key, Blob{77}) == 77);
+
+  larder::FakeClock clock;
+  larder::MemoryStore store{{.max_entries = 1000, .max_weight = 20'000}};
+  Driver<std::vector<std::int64_t>> d{store, clock};
+  for (std::int64_t k = 0; k < 100; ++k) d.put(k, std::vector<std::int64_t>(500));  // ~4 KB each
+  CHECK(store.size() <= 5);
+  CHECK(store.weighted_size() <= 20'000);
+  CHECK_NOTHROW(store.check_invariants());
+}
+
+TEST_CASE("Expired entries are never found, and leave without being looked up", "[memory]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store{{.max_entries = 10'000}};
+  Driver<std::int64_t> short_lived{store, clock, 10s};
+  for (std::int64_t k = 0; k < 1000; ++k) short_lived.put(k, k);
+  Driver<std::int64_t> long_lived{store, clock, 1h};
+  for (std::int64_t k = 1000; k < 1100; ++k) long_lived.put(k, k);
+  clock.advance(9s);
+  CHECK(short_lived.get(5) != nullptr);
+  clock.advance(1s);  // exactly at expiry: expired
+  CHECK(short_lived.get(5) == nullptr);
+  CHECK(store.expirations() == 1);
+  clock.advance(2s);  // past the calendar bucket of every short-lived entry
+  store.maintain(clock.now());
+  CHECK(store.size() == 100);
+  CHECK(store.expirations() == 1000);
+  CHECK(long_lived.get(1050) != nullptr);
+  CHECK_NOTHROW(store.check_invariants());
+}
+
+TEST_CASE("Cached honours the TTL through the store on a fake clock", "[memory]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  int calls = 0;
+  larder::Cached c{store,
+                   "T",
+                   "ttl",
+                   [&](std::int64_t id) { return id + ++calls; },
+                   {.ttl = 1h, .clock = &clock}};
+  CHECK(c(1).source() == larder::Source::computed);
+  clock.advance(59min);
+  CHECK(c(1).source() == larder::Source::memory);
+  clock.advance(1min);
+  CHECK(c(1).source() == larder::Source::computed);
+  CHECK(calls == 2);
+  CHECK_NOTHROW(store.check_invariants());
+}
+
+TEST_CASE("MemoryStore loses no entry under concurrent puts, gets and erases",
+          "[memory][concurrency]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store{{.max_entries = 1'000'000}};
+  Driver<std::int64_t> d{store, clock};
+  constexpr std::int64_t kKeys = 20'000;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (std::int64_t i = 0; i < kKeys; ++i) {
+        const std::int64_t k = (i * 7919 + t * 104729) % kKeys;
+        if (auto v = d.get(k)) {
+          if (*v != k * 3) ++wrong;
+        } else {
+          d.put(k, k * 3);
+        }
+        if (t == 0 && i % 10 == 0) d.erase((i * 31) % kKeys);  // churn, with table growth
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(wrong == 0);
+  // Every key is back once all threads put the ones they missed: fill in what erases removed last.
+  for (std::int64_t k = 0; k < kKeys; ++k)
+    if (!d.get(k)) d.put(k, k * 3);
+  CHECK(store.size() == static_cast<std::size_t>(kKeys));
+  for (std::int64_t k = 0; k < kKeys; ++k) REQUIRE(d.get(k) != nullptr);
+  CHECK_NOTHROW(store.check_invariants());
+}
+
+TEST_CASE("Concurrent readers and a small capacity keep the store consistent",
+          "[memory][concurrency]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store{{.max_entries = 500}};
+  std::atomic<int> wrong{0};
+  {
+    Driver<std::int64_t> d{store, clock, 5s};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        std::mt19937_64 rng(static_cast<std::uint64_t>(t));
+        std::uniform_int_distribution<std::int64_t> key{0, 5000};
+        for (int i = 0; i < 30'000; ++i) {
+          const auto k = key(rng) * key(rng) / 5000;  // skewed towards small keys
+          if (auto v = d.get(k)) {
+            if (*v != k) ++wrong;
+          } else {
+            d.put(k, k);
+          }
+          if (t == 0 && i % 1000 == 0) clock.advance(1s);
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+  }
+  CHECK(wrong == 0);
+  store.maintain(clock.now());
+  CHECK(store.size() <= 500);
+  CHECK(store.evictions() > 0);
+  CHECK_NOTHROW(store.check_invariants());
+  const std::size_t left = store.size();
+  const auto expired_before = store.expirations();
+  clock.advance(10s);  // every entry is past its TTL and its calendar bucket
+  store.maintain(clock.now());
+  CHECK(store.size() == 0);
+  CHECK(store.expirations() == expired_before + left);
+  CHECK_NOTHROW(store.check_invariants());
+  store.clear();
+  CHECK(store.size() == 0);
+  CHECK_NOTHROW(store.check_invariants());
+}
