@@ -16,7 +16,8 @@ inline constexpr std::size_t kCacheLine = 64;  // bytes; std::hardware_destructi
 inline constexpr std::size_t kStripes = 8;     // power of two; more stripes than cores is waste
 
 /// This thread's stripe, fixed for its life. Handed out round-robin, so that up to kStripes live
-/// threads never share a stripe (a hash of the thread id put two threads on one stripe 1 time in 8).
+/// threads never share a stripe (a hash of the thread id put two threads on one stripe 1 time in
+/// 8).
 inline std::size_t stripe_index() noexcept {
   static std::atomic<std::size_t> next{0};
   thread_local const std::size_t index = next.fetch_add(1, std::memory_order_relaxed);
