@@ -45,6 +45,11 @@ TEST_CASE("A value written by one instance is read by another from the byte stor
   CHECK(r.age() == 5min);  // the stamps travelled with the value
   CHECK(b(4).source() == larder::Source::memory);
   CHECK(fn.calls == 1);
+  // Served from the shared tier without running fn: a hit, not a miss, whatever the tier.
+  CHECK(a.stats().misses == 1);
+  CHECK(b.stats().misses == 0);
+  CHECK(b.stats().hits == 2);
+  CHECK(b.stats().loads == 0);
   const auto raw = shared.peek(a.key(4));
   REQUIRE(raw);
   CHECK(raw->starts_with("LRD1 "));

@@ -391,13 +391,13 @@ class Cached<Fn, detail::Signature<R, A...>> {
   result_type on_miss(Call call, TimePoint now, detail::param_t<A>... args) {
     auto ticket = flights_.join(call.key);
     if (!ticket.leader) return wait_for_other(call, *ticket.flight, now);
-    misses_.add();
     typename Flights::Leader leader{flights_, call.key, ticket.flight};
     // Another leader may have stored the value between our lookup and our join.
     if (mem_) {
       auto eq = [&](const Key& k) { return k == call.stored_key; };
       if (auto found = mem_->template find<Key, value_type>(ns_, call.hash, eq, now);
           found && found->stamps.fresh(now)) {
+        hits_.add();
         leader.complete(found->value, found->stamps);
         return result_type{std::move(found->value), Source::memory, false, found->stamps.written,
                            now};
@@ -407,13 +407,17 @@ class Cached<Fn, detail::Signature<R, A...>> {
       if (auto remote = read_remote(call.key, now)) {
         fill_memory(call, remote->value, remote->stamps);
         leader.complete(remote->value, remote->stamps);
-        if (remote->stamps.fresh(now))
+        if (remote->stamps.fresh(now)) {
+          hits_.add();  // a hit in the shared tier is a hit: the function did not run for it
           return result_type{std::move(remote->value), Source::remote, false,
                              remote->stamps.written, now};
+        }
         return on_stale(std::move(call), std::move(*remote), Source::remote, now, args...);
       }
+      misses_.add();
       return compute_with_remote_lock(call, leader, now, args...);
     }
+    misses_.add();
     return compute_and_store(call, leader, std::nullopt, args...);
   }
 
@@ -834,18 +838,19 @@ class Cached<Fn, detail::Signature<R, A...>> {
         joined.emplace_back(&m, std::move(ticket.flight));
         continue;
       }
-      misses_.add();
       auto leader = std::make_unique<typename Flights::Leader>(flights_, m.call.key, ticket.flight);
       if (mem_) {  // another leader may have stored it between our lookup and our join
         auto eq = [&](const Key& k) { return k == m.call.stored_key; };
         if (auto found = mem_->template find<Key, value_type>(ns_, m.call.hash, eq, now);
             found && found->stamps.fresh(now)) {
+          hits_.add();
           leader->complete(found->value, found->stamps);
           out[m.index].emplace(std::move(found->value), Source::memory, false,
                                found->stamps.written, now);
           continue;
         }
       }
+      misses_.add();
       led.emplace_back(&m, std::move(leader));
     }
 
