@@ -1,0 +1,414 @@
+// JsonCache: the cached text is the entity's dump() byte for byte, over the memory store and over a
+// byte store (raw bytes after the envelope, never a quoted JSON string); get_many joins cached
+// texts and loads only the missing ones in one repository call; missing entities are not cached;
+// refresh skips the cache; a throwing repository leaves the cache untouched; a failing store
+// never loses the caller's text; invalid IDs throw; written() invalidates or re-warms.
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <larder/json_cache.hpp>
+#include <larder/larder.hpp>
+#include <larder/warmer.hpp>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/map_byte_store.hpp"
+
+using namespace std::chrono_literals;
+
+namespace shop {
+
+struct Baz {
+  std::int64_t id = 0;
+  std::string note;
+  double value = 0;
+};
+struct Foo {
+  std::int64_t id = 0;
+  std::string name;
+  std::vector<Baz> bazs;
+  int touched = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Baz, id, note, value)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Foo, id, name, bazs, touched)
+
+/// A repository double: a map answering in reverse order, counting calls and the IDs asked for,
+/// failing on demand.
+class FooRepository {
+ public:
+  using entity_type = Foo;
+  using id_type = std::int64_t;
+
+  std::vector<Foo> get_many(std::span<const std::int64_t> ids) {
+    std::lock_guard lock{mutex_};
+    ++calls;
+    asked.insert(asked.end(), ids.begin(), ids.end());
+    last_ids.assign(ids.begin(), ids.end());
+    if (failing) throw std::runtime_error("database down");
+    std::vector<Foo> out;
+    for (auto it = rows.rbegin(); it != rows.rend(); ++it)
+      if (std::find(ids.begin(), ids.end(), it->first) != ids.end()) out.push_back(it->second);
+    return out;
+  }
+  std::int64_t id_of(const Foo& f) const { return f.id; }
+  std::vector<std::int64_t> all_ids() {
+    std::lock_guard lock{mutex_};
+    std::vector<std::int64_t> ids;
+    for (const auto& [id, f] : rows) ids.push_back(id);
+    return ids;
+  }
+
+  void put(Foo f) {
+    std::lock_guard lock{mutex_};
+    rows[f.id] = std::move(f);
+  }
+  void touch(std::int64_t id) {
+    std::lock_guard lock{mutex_};
+    ++rows.at(id).touched;
+  }
+  void remove(std::int64_t id) {
+    std::lock_guard lock{mutex_};
+    rows.erase(id);
+  }
+  Foo row(std::int64_t id) {
+    std::lock_guard lock{mutex_};
+    return rows.at(id);
+  }
+  int call_count() {
+    std::lock_guard lock{mutex_};
+    return calls;
+  }
+  std::vector<std::int64_t> last() {
+    std::lock_guard lock{mutex_};
+    return last_ids;
+  }
+
+  std::atomic<bool> failing{false};
+
+ private:
+  std::mutex mutex_;
+  std::map<std::int64_t, Foo> rows;
+  int calls = 0;
+  std::vector<std::int64_t> asked;
+  std::vector<std::int64_t> last_ids;
+};
+
+/// A Foo with `n` bazs and text that needs JSON escaping.
+Foo make_foo(std::int64_t id, int n) {
+  Foo f{id, "foo \"" + std::to_string(id) + "\"\n\u00e9", {}, 0};
+  for (int i = 0; i < n; ++i)
+    f.bazs.push_back(Baz{id * 1000 + i, "b:" + std::to_string(i), 0.1 * i});
+  return f;
+}
+
+}  // namespace shop
+
+namespace {
+
+using shop::Foo;
+using shop::FooRepository;
+using shop::make_foo;
+
+std::string fresh_dump(FooRepository& repo, std::int64_t id) {
+  return nlohmann::json(repo.row(id)).dump();
+}
+
+void fill(FooRepository& repo, int n) {
+  for (int id = 1; id <= n; ++id) repo.put(make_foo(id, id * 3));
+}
+
+}  // namespace
+
+TEST_CASE("JsonCache: get returns the entity's dump() byte for byte, computed once", "[json]") {
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 5);
+  larder::JsonCache<Foo> foos{store, "Foo", repo};
+
+  auto first = foos.get(3);
+  REQUIRE(first.has_value());
+  CHECK(first->view() == fresh_dump(repo, 3));
+  CHECK(repo.call_count() == 1);
+
+  auto second = foos.get(3);
+  REQUIRE(second.has_value());
+  CHECK(repo.call_count() == 1);               // a hit: the repository was not asked again
+  CHECK(second->shared() == first->shared());  // the same shared text, not a copy
+  const auto s = foos.stats();
+  CHECK(s.cache.hits == 1);
+  CHECK(s.cache.misses == 1);
+  CHECK(s.cache.loads == 1);
+  CHECK(s.bytes_served == 2 * first->size());
+  CHECK(foos.key(3) == "larder:v1:Foo:json:3");
+}
+
+TEST_CASE("JsonCache: a missing entity is nullopt and is not cached", "[json]") {
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 2);
+  larder::JsonCache<Foo> foos{store, "Foo", repo};
+
+  CHECK_FALSE(foos.get(7).has_value());
+  CHECK_FALSE(foos.get(7).has_value());
+  CHECK(repo.call_count() == 2);  // asked again: absence is not cached
+  CHECK(foos.stats().not_found == 2);
+
+  repo.put(make_foo(7, 1));  // created later: visible at once
+  auto t = foos.get(7);
+  REQUIRE(t.has_value());
+  CHECK(t->view() == fresh_dump(repo, 7));
+}
+
+TEST_CASE("JsonCache: get_many joins cached texts and loads only the missing in one call",
+          "[json]") {
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 6);
+  larder::JsonCache<Foo> foos{store, "Foo", repo};
+
+  REQUIRE(foos.get(2));
+  REQUIRE(foos.get(4));
+  const int before = repo.call_count();
+
+  const std::vector<std::int64_t> ids{4, 1, 2, 99, 6, 1};
+  auto list = foos.get_many(ids);
+  CHECK(repo.call_count() == before + 1);  // one repository call for every missing ID
+  auto asked = repo.last();
+  std::sort(asked.begin(), asked.end());
+  CHECK(asked == std::vector<std::int64_t>{1, 6, 99});  // only those not cached
+
+  std::string expected = "[" + fresh_dump(repo, 4) + "," + fresh_dump(repo, 1) + "," +
+                         fresh_dump(repo, 2) + "," + fresh_dump(repo, 6) + "," +
+                         fresh_dump(repo, 1) + "]";
+  CHECK(list.text == expected);
+  CHECK(list.items == 5);
+  CHECK(list.missing == std::vector<std::int64_t>{99});
+  CHECK(nlohmann::json::parse(list.text).size() == 5);
+
+  // All cached now (but 99): no repository call at all.
+  const int after = repo.call_count();
+  auto again = foos.get_many(std::vector<std::int64_t>{1, 2, 4, 6});
+  CHECK(repo.call_count() == after);
+  CHECK(again.items == 4);
+
+  CHECK(foos.get_many(std::span<const std::int64_t>{}).text == "[]");
+}
+
+TEST_CASE("JsonCache: refresh skips the cache and stores the new text; invalidate drops it",
+          "[json]") {
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 3);
+  larder::JsonCache<Foo> foos{store, "Foo", repo};
+
+  const std::string old_text{foos.get(1)->view()};
+  repo.touch(1);
+  CHECK(foos.get(1)->view() == old_text);  // cached: the write is not seen yet
+
+  auto fresh = foos.refresh(1);
+  REQUIRE(fresh);
+  CHECK(fresh->view() == fresh_dump(repo, 1));
+  CHECK(fresh->view() != old_text);
+  CHECK(foos.get(1)->view() == fresh_dump(repo, 1));  // and stored
+
+  repo.touch(1);
+  foos.invalidate(1);
+  CHECK(foos.get(1)->view() == fresh_dump(repo, 1));
+
+  repo.remove(1);
+  CHECK_FALSE(foos.refresh(1).has_value());
+  CHECK_FALSE(foos.get(1).has_value());  // the old text was dropped, not served
+}
+
+TEST_CASE("JsonCache: a throwing repository reaches the caller and leaves the cache untouched",
+          "[json]") {
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 3);
+  larder::JsonCache<Foo> foos{store, "Foo", repo};
+  const std::string cached{foos.get(1)->view()};
+
+  repo.failing = true;
+  repo.touch(1);
+  CHECK_THROWS_WITH(foos.refresh(1), "database down");
+  CHECK_THROWS_WITH(foos.get(2), "database down");
+  CHECK_THROWS_WITH(foos.get_many(std::vector<std::int64_t>{1, 2}), "database down");
+  CHECK(foos.stats().cache.load_failures == 3);
+
+  repo.failing = false;
+  CHECK(foos.get(1)->view() == cached);  // the failed refresh left the old text
+  const int calls = repo.call_count();
+  CHECK(foos.get(2)->view() == fresh_dump(repo, 2));  // nothing was cached for 2
+  CHECK(repo.call_count() == calls + 1);
+}
+
+TEST_CASE("JsonCache: invalid IDs are rejected before any work", "[json]") {
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 1);
+  larder::JsonCache<Foo> foos{store, "Foo", repo};
+  CHECK_THROWS_AS(foos.get(-1), std::invalid_argument);
+  CHECK_THROWS_WITH(foos.get(-1), Catch::Contains("'Foo'") && Catch::Contains(">= 0"));
+  CHECK_THROWS_AS(foos.get_many(std::vector<std::int64_t>{1, -5}), std::invalid_argument);
+  CHECK_THROWS_AS(foos.refresh(-1), std::invalid_argument);
+  CHECK_THROWS_AS(foos.written(-1), std::invalid_argument);
+  CHECK(repo.call_count() == 0);
+
+  CHECK_THROWS_AS((larder::JsonCache<Foo>{store, "bad:model", repo}), std::invalid_argument);
+  CHECK_THROWS_AS((larder::JsonCache<Foo>{store, "Foo2", repo, {.ttl = 0ms}}),
+                  std::invalid_argument);
+}
+
+TEST_CASE("JsonCache: a custom serializer's output is what is cached", "[json]") {
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 2);
+  larder::JsonCache<Foo> foos{store, "Foo", repo,
+                              [](const Foo& f) { return nlohmann::json(f).dump(2); }};
+  CHECK(foos.get(2)->view() == nlohmann::json(repo.row(2)).dump(2));
+  CHECK(foos.serialize(repo.row(2)) == nlohmann::json(repo.row(2)).dump(2));
+}
+
+TEST_CASE("JsonCache over a byte store keeps the raw text and serves it to another process",
+          "[json]") {
+  larder::FakeClock clock;
+  larder::testing::MapByteStore bytes{clock};
+  FooRepository repo;
+  fill(repo, 4);
+  larder::Options opts{.ttl = 1h, .clock = &clock};
+
+  larder::JsonCache<Foo> a{bytes, "Foo", repo, opts};
+  const auto text = a.get(3);
+  REQUIRE(text);
+  CHECK(text->view() == fresh_dump(repo, 3));
+
+  // The stored payload: the envelope header line, then exactly the text (not a quoted string).
+  const auto stored = bytes.peek(a.key(3));
+  REQUIRE(stored);
+  const auto nl = stored->find('\n');
+  REQUIRE(nl != std::string::npos);
+  CHECK(stored->substr(nl + 1) == fresh_dump(repo, 3));
+
+  // Another instance (another process's cache) over the same bytes: served without the repository.
+  larder::MemoryStore l1;
+  larder::TieredStore tiered{l1, bytes};
+  larder::JsonCache<Foo> b{tiered, "Foo", repo, opts};
+  const int calls = repo.call_count();
+  auto list = b.get_many(std::vector<std::int64_t>{3});
+  CHECK(repo.call_count() == calls);
+  CHECK(list.text == "[" + fresh_dump(repo, 3) + "]");
+  CHECK(b.stats().cache.hits == 1);
+}
+
+TEST_CASE("JsonCache: a failing store never loses the caller's text", "[json]") {
+  larder::FakeClock clock;
+  larder::testing::MapByteStore bytes{clock};
+  FooRepository repo;
+  fill(repo, 3);
+  std::atomic<int> errors{0};
+  larder::JsonCache<Foo> foos{
+      bytes, "Foo", repo, {.ttl = 1h, .clock = &clock, .on_error = [&](auto&) { ++errors; }}};
+  bytes.failing = true;
+  auto t = foos.get(2);
+  REQUIRE(t);
+  CHECK(t->view() == fresh_dump(repo, 2));
+  auto list = foos.get_many(std::vector<std::int64_t>{1, 2});
+  CHECK(list.text == "[" + fresh_dump(repo, 1) + "," + fresh_dump(repo, 2) + "]");
+  CHECK(foos.stats().cache.store_errors > 0);
+  CHECK(errors > 0);
+}
+
+TEST_CASE("JsonCache: garbage in the byte store is a miss, replaced by the fresh text", "[json]") {
+  larder::FakeClock clock;
+  larder::testing::MapByteStore bytes{clock};
+  FooRepository repo;
+  fill(repo, 2);
+  larder::JsonCache<Foo> foos{bytes, "Foo", repo, {.ttl = 1h, .clock = &clock}};
+  bytes.poke(foos.key(1), "not a larder payload");
+  CHECK(foos.get(1)->view() == fresh_dump(repo, 1));
+  CHECK(foos.stats().cache.decode_errors == 1);
+}
+
+TEST_CASE("JsonCache: written() invalidates, or re-warms through an attached warmer", "[json]") {
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 3);
+
+  SECTION("invalidate: the next read computes the new text") {
+    larder::JsonCache<Foo> foos{store, "Foo", repo};
+    REQUIRE(foos.get(1));
+    repo.touch(1);
+    foos.written(1);
+    CHECK(foos.get(1)->view() == fresh_dump(repo, 1));
+    CHECK(foos.stats().writes == 1);
+  }
+  SECTION("rewarm: the warmer refreshes it; readers keep the old text until then") {
+    larder::JsonCache<Foo> foos{store, "Foo", repo, {}, {.on_write = larder::OnWrite::rewarm}};
+    const std::string old_text{foos.get(1)->view()};
+    larder::Warmer warmer{foos, {.workers = 1}};
+    repo.touch(1);
+    foos.written(1);
+    warmer.wait_idle();
+    CHECK(warmer.progress().done == 1);
+    const int calls = repo.call_count();
+    CHECK(foos.get(1)->view() == fresh_dump(repo, 1));  // visible after re-warming
+    CHECK(foos.get(1)->view() != old_text);
+    CHECK(repo.call_count() == calls);  // and it was a hit: the warmer stored it
+  }
+  SECTION("rewarm without a warmer falls back to invalidate") {
+    larder::JsonCache<Foo> foos{store, "Foo", repo, {}, {.on_write = larder::OnWrite::rewarm}};
+    REQUIRE(foos.get(1));
+    { larder::Warmer warmer{foos}; }  // attached, then detached by its destructor
+    repo.touch(1);
+    foos.written(1);
+    CHECK(foos.get(1)->view() == fresh_dump(repo, 1));
+  }
+}
+
+TEST_CASE("JsonCache: warm_all fills every entity; a later list makes no repository call",
+          "[json]") {
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 20);
+  larder::JsonCache<Foo> foos{store, "Foo", repo};
+  larder::Warmer warmer{foos, {.capacity = 4, .workers = 2}};
+  CHECK(warmer.warm_all() == 20);
+  warmer.wait_idle();
+  const auto p = warmer.progress();
+  CHECK(p.total == 20);
+  CHECK(p.done == 20);
+  CHECK(p.failed == 0);
+
+  const int calls = repo.call_count();
+  auto ids = repo.all_ids();
+  auto list = foos.get_many(ids);
+  CHECK(repo.call_count() == calls);
+  CHECK(list.items == 20);
+  std::string expected = "[";
+  for (auto id : ids) expected += (id == 1 ? "" : ",") + fresh_dump(repo, id);
+  CHECK(list.text == expected + "]");
+}
+
+TEST_CASE("JsonCache: concurrent readers of a cold ID share one computation", "[json]") {
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 2);
+  larder::JsonCache<Foo> foos{store, "Foo", repo};
+  std::vector<std::thread> threads;
+  std::atomic<int> good{0};
+  for (int t = 0; t < 8; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; ++i)
+        if (auto text = foos.get(1 + i % 2); text && !text->empty()) ++good;
+    });
+  for (auto& t : threads) t.join();
+  CHECK(good == 8 * 200);
+  CHECK(foos.stats().cache.loads == 2);
+}

@@ -1,0 +1,319 @@
+// Warmer: a bounded queue (blocking or rejecting when full), de-duplicated IDs, progress and
+// errors, a user-supplied executor, and clean stops (drain, cancel, destructor) with no task left
+// running. Contention is built with a gate, never with sleeps that a slow machine could outrun.
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <larder/executor.hpp>
+#include <larder/warmer.hpp>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/catch.hpp"
+
+using namespace std::chrono_literals;
+using larder::StopMode;
+using larder::WarmKind;
+
+namespace {
+
+/// A warm function double: records what it warmed, blocks while its gate is closed, throws for
+/// the IDs in `poison`.
+struct Recorder {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool open = true;
+  int inside = 0;
+  std::vector<std::pair<std::int64_t, WarmKind>> warmed;
+  std::vector<std::pair<std::int64_t, WarmKind>> cancelled;
+  std::set<std::int64_t> poison;
+
+  void warm(std::int64_t id, WarmKind kind) {
+    std::unique_lock lock{mutex};
+    ++inside;
+    cv.notify_all();
+    cv.wait(lock, [this] { return open; });
+    --inside;
+    if (poison.count(id)) throw std::runtime_error("boom " + std::to_string(id));
+    warmed.emplace_back(id, kind);
+  }
+  void close() {
+    std::lock_guard lock{mutex};
+    open = false;
+  }
+  void release() {
+    {
+      std::lock_guard lock{mutex};
+      open = true;
+    }
+    cv.notify_all();
+  }
+  /// Waits until n calls are held at the gate.
+  void wait_inside(int n) {
+    std::unique_lock lock{mutex};
+    cv.wait(lock, [&] { return inside >= n; });
+  }
+  std::size_t count(std::int64_t id) {
+    std::lock_guard lock{mutex};
+    return static_cast<std::size_t>(
+        std::count_if(warmed.begin(), warmed.end(), [&](auto& w) { return w.first == id; }));
+  }
+  std::size_t size() {
+    std::lock_guard lock{mutex};
+    return warmed.size();
+  }
+};
+
+larder::Warmer<std::int64_t> make_warmer(Recorder& r, larder::WarmerOptions o,
+                                         std::vector<std::int64_t> all = {}) {
+  return larder::Warmer<std::int64_t>{[&r](const std::int64_t& id, WarmKind k) { r.warm(id, k); },
+                                      [all] { return all; }, std::move(o),
+                                      [&r](const std::int64_t& id, WarmKind k) {
+                                        std::lock_guard lock{r.mutex};
+                                        r.cancelled.emplace_back(id, k);
+                                      }};
+}
+
+/// An executor that counts its tasks and runs them on threads of its own (joined on destruction).
+class CountingExecutor final : public larder::Executor {
+ public:
+  void submit(std::function<void()> task) override {
+    ++submitted;
+    std::lock_guard lock{mutex_};
+    threads_.emplace_back([this, task = std::move(task)] {
+      task();
+      ++finished;
+    });
+  }
+  ~CountingExecutor() override {
+    for (auto& t : threads_) t.join();
+  }
+  std::atomic<int> submitted{0};
+  std::atomic<int> finished{0};
+
+ private:
+  std::mutex mutex_;
+  std::vector<std::thread> threads_;
+};
+
+/// An executor that refuses every task.
+class RefusingExecutor final : public larder::Executor {
+ public:
+  void submit(std::function<void()>) override { throw std::runtime_error("full"); }
+};
+
+}  // namespace
+
+TEST_CASE("Warmer: warms every ID once and reports progress", "[warmer]") {
+  Recorder r;
+  auto w = make_warmer(r, {.workers = 3});
+  for (std::int64_t id = 1; id <= 50; ++id) CHECK(w.enqueue(id));
+  w.wait_idle();
+  const auto p = w.progress();
+  CHECK(p.total == 50);
+  CHECK(p.done == 50);
+  CHECK(p.failed == 0);
+  CHECK(p.queued == 0);
+  CHECK(p.running == 0);
+  CHECK(p.remaining() == 0);
+  for (std::int64_t id = 1; id <= 50; ++id) CHECK(r.count(id) == 1);
+}
+
+TEST_CASE("Warmer: an ID queued twice is warmed once; a refresh wins over a fill", "[warmer]") {
+  Recorder r;
+  auto w = make_warmer(r, {.workers = 1});
+  r.close();
+  CHECK(w.enqueue(100, WarmKind::fill));  // taken by the pump, held at the gate
+  r.wait_inside(1);
+  for (int i = 0; i < 10; ++i) CHECK(w.enqueue(7, WarmKind::fill));
+  CHECK(w.enqueue(7, WarmKind::refresh));
+  CHECK(w.enqueue(100, WarmKind::fill));  // running now, so queued again (a write may follow it)
+  CHECK(w.progress().deduplicated == 10);
+  CHECK(w.progress().queued == 2);
+  r.release();
+  w.wait_idle();
+  CHECK(r.count(7) == 1);
+  CHECK(r.count(100) == 2);
+  {
+    std::lock_guard lock{r.mutex};
+    auto it = std::find_if(r.warmed.begin(), r.warmed.end(), [](auto& x) { return x.first == 7; });
+    CHECK(it->second == WarmKind::refresh);
+  }
+  CHECK(w.progress().total == 3);
+}
+
+TEST_CASE("Warmer: a full queue rejects with OnFull::reject", "[warmer]") {
+  Recorder r;
+  auto w = make_warmer(r, {.capacity = 3, .on_full = larder::OnFull::reject, .workers = 1});
+  r.close();
+  CHECK(w.enqueue(1));
+  r.wait_inside(1);  // 1 is running: the queue is empty again
+  CHECK(w.enqueue(2));
+  CHECK(w.enqueue(3));
+  CHECK(w.enqueue(4));
+  CHECK_FALSE(w.enqueue(5));  // full
+  CHECK(w.enqueue(3));        // already queued: merged, not refused
+  CHECK(w.progress().rejected == 1);
+  r.release();
+  w.wait_idle();
+  CHECK(r.size() == 4);
+  CHECK(r.count(5) == 0);
+}
+
+TEST_CASE("Warmer: a full queue blocks the enqueuer until a pump takes an ID", "[warmer]") {
+  Recorder r;
+  auto w = make_warmer(r, {.capacity = 2, .workers = 1});
+  r.close();
+  CHECK(w.enqueue(1));
+  r.wait_inside(1);
+  CHECK(w.enqueue(2));
+  CHECK(w.enqueue(3));
+  std::atomic<bool> returned{false};
+  std::thread writer{[&] {
+    CHECK(w.enqueue(4));
+    returned = true;
+  }};
+  std::this_thread::sleep_for(50ms);  // not a timing assertion: it may only fail to catch a bug
+  CHECK_FALSE(returned);
+  r.release();
+  writer.join();
+  CHECK(returned);
+  w.wait_idle();
+  CHECK(r.count(4) == 1);
+  CHECK(w.progress().done == 4);
+}
+
+TEST_CASE("Warmer: a failing ID is counted and reported, the others are warmed", "[warmer]") {
+  Recorder r;
+  r.poison = {3, 5};
+  std::mutex m;
+  std::vector<larder::WarmError> errors;
+  auto w = make_warmer(r, {.workers = 2, .on_error = [&](const larder::WarmError& e) {
+                             std::lock_guard lock{m};
+                             errors.push_back(e);
+                           }});
+  for (std::int64_t id = 1; id <= 6; ++id) w.enqueue(id);
+  w.wait_idle();
+  const auto p = w.progress();
+  CHECK(p.done == 4);
+  CHECK(p.failed == 2);
+  CHECK(p.last_error.starts_with("boom "));
+  std::lock_guard lock{m};
+  REQUIRE(errors.size() == 2);
+  std::set<std::string> ids{errors[0].id, errors[1].id};
+  CHECK(ids == std::set<std::string>{"3", "5"});
+  CHECK(errors[0].what.starts_with("boom "));
+}
+
+TEST_CASE("Warmer: stop(drain) warms everything queued, then refuses new IDs", "[warmer]") {
+  Recorder r;
+  auto w = make_warmer(r, {.capacity = 100, .workers = 2});
+  r.close();
+  for (std::int64_t id = 1; id <= 20; ++id) w.enqueue(id);
+  r.wait_inside(2);
+  std::thread stopper{[&] { w.stop(StopMode::drain); }};
+  r.release();
+  stopper.join();
+  CHECK(r.size() == 20);
+  CHECK(w.progress().done == 20);
+  CHECK_FALSE(w.enqueue(21));
+  CHECK(w.progress().rejected == 1);
+}
+
+TEST_CASE("Warmer: stop(cancel) drops the queue, hands refreshes back, finishes the running",
+          "[warmer]") {
+  Recorder r;
+  auto w = make_warmer(r, {.capacity = 100, .workers = 1});
+  r.close();
+  w.enqueue(1, WarmKind::refresh);
+  r.wait_inside(1);
+  w.enqueue(2, WarmKind::refresh);
+  w.enqueue(3, WarmKind::fill);
+  std::thread stopper{[&] { w.stop(StopMode::cancel); }};
+  // stop() must wait for the running ID 1: release it only once the queue is gone.
+  for (;;) {
+    if (w.progress().queued == 0) break;
+    std::this_thread::yield();
+  }
+  r.release();
+  stopper.join();
+  const auto p = w.progress();
+  CHECK(p.done == 1);
+  CHECK(p.cancelled == 2);
+  CHECK(r.count(1) == 1);  // the running one finished whole
+  CHECK(r.count(2) == 0);
+  std::lock_guard lock{r.mutex};
+  CHECK(r.cancelled.size() == 2);
+  CHECK(std::count(r.cancelled.begin(), r.cancelled.end(),
+                   std::pair<std::int64_t, WarmKind>{2, WarmKind::refresh}) == 1);
+}
+
+TEST_CASE("Warmer: runs on a user executor; no task is left after destruction", "[warmer]") {
+  Recorder r;
+  CountingExecutor ex;
+  std::thread releaser;
+  {
+    auto w = make_warmer(r, {.workers = 2, .executor = &ex}, {1, 2, 3, 4, 5, 6, 7, 8});
+    CHECK(w.warm_all() == 8);
+    w.wait_idle();
+    CHECK(w.progress().done == 8);
+    CHECK(ex.submitted >= 1);
+    CHECK(ex.submitted <= 8);
+    r.close();
+    w.enqueue(9);
+    r.wait_inside(1);
+    releaser = std::thread{[&] {
+      std::this_thread::sleep_for(20ms);
+      r.release();
+    }};
+    // The destructor (stop(cancel)) waits for the running ID 9.
+  }
+  CHECK(r.count(9) == 1);
+  releaser.join();
+  // Every pump the warmer submitted has ended (the thread may still be unwinding the lambda).
+  CHECK(ex.submitted.load() >= 2);
+}
+
+TEST_CASE("Warmer: an executor that refuses makes the caller run the pump", "[warmer]") {
+  Recorder r;
+  RefusingExecutor ex;
+  auto w = make_warmer(r, {.workers = 1, .executor = &ex});
+  CHECK(w.enqueue(1));
+  CHECK(r.count(1) == 1);  // warmed on this thread before enqueue returned
+  CHECK(w.progress().done == 1);
+}
+
+TEST_CASE("Warmer: bad options and a missing lister throw", "[warmer]") {
+  Recorder r;
+  CHECK_THROWS_AS(make_warmer(r, {.capacity = 0}), std::invalid_argument);
+  CHECK_THROWS_AS(make_warmer(r, {.workers = 0}), std::invalid_argument);
+  larder::Warmer<std::int64_t> no_list{[](const std::int64_t&, WarmKind) {}};
+  CHECK_THROWS_AS(no_list.warm_all(), std::logic_error);
+}
+
+TEST_CASE("Warmer: many threads enqueue overlapping IDs while it runs and stops", "[warmer]") {
+  Recorder r;
+  auto w = make_warmer(r, {.capacity = 16, .workers = 3});
+  std::vector<std::thread> threads;
+  std::atomic<int> accepted{0};
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 500; ++i)
+        if (w.enqueue((i * 7 + t) % 64, i % 3 ? WarmKind::fill : WarmKind::refresh)) ++accepted;
+    });
+  for (auto& t : threads) t.join();
+  w.stop(StopMode::drain);
+  const auto p = w.progress();
+  CHECK(accepted == 2000);
+  CHECK(p.total + p.deduplicated == 2000);
+  CHECK(p.done == p.total);
+  CHECK(r.size() == p.total);
+  for (std::int64_t id = 0; id < 64; ++id) CHECK(r.count(id) >= 1);
+}
