@@ -1,4 +1,5 @@
-// larder.hpp: everything a user of larder needs, in one include.
+// larder.hpp: everything a user of the header-only larder::larder needs, in one include.
+// The Redis store is compiled (link larder::redis) and has its own header: <larder/redis_store.hpp>.
 #pragma once
 
 #include "larder/cached.hpp"
@@ -9,7 +10,10 @@
 #include "larder/key.hpp"
 #include "larder/memory_store.hpp"
 #include "larder/options.hpp"
+#include "larder/rehydrated.hpp"
+#include "larder/repository.hpp"
 #include "larder/result.hpp"
 #include "larder/stats.hpp"
 #include "larder/store.hpp"
+#include "larder/tiered_store.hpp"
 #include "larder/version.hpp"
