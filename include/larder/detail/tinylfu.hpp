@@ -1,0 +1,591 @@
+// detail/tinylfu.hpp: W-TinyLFU with an adaptive window, the memory store's admission and eviction
+// policy (docs/memory_store.md explains it and shows its hit ratios against LRU and OPT).
+//
+// Three LRU queues share the capacity: a small admission *window* that every new entry enters, and
+// a segmented LRU *main* space (probation, protected). When the window overflows, its LRU entry
+// moves to probation as a *candidate*; when the whole cache overflows, the candidate meets the LRU
+// entry of probation (the *victim*) and the one a count-min sketch says was requested less often
+// leaves. So a burst of one-off keys (a scan) passes through the window and out again, while keys
+// with a history stay. The window's share of the capacity is tuned at run time by a hill climber
+// on the sampled hit ratio: recency-heavy workloads (loops, shifting hot sets) grow the window
+// towards plain LRU, frequency-heavy ones (Zipf) shrink it towards plain TinyLFU.
+//
+// Single-threaded: the owner serializes every call (the memory store calls it under its policy
+// lock). Every operation is O(1) amortized: the sketch's aging touches the whole table once per
+// 10 x capacity additions, and a window resize moves entries lazily, one eviction at a time.
+#pragma once
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+namespace larder::detail {
+
+/// A count-min sketch of 4-bit counters with periodic aging (TinyLFU's frequency histogram).
+///
+/// Each key has four counters, one in each of four 64-bit words picked by four hashes of the key,
+/// and all four within the same 16-counter lane pattern chosen by the key. A key's frequency is the
+/// least of its counters (over-estimated only by collisions). After `sample_size()` increments
+/// every counter is halved, so the sketch forgets old popularity at a fixed rate: what counts is
+/// the frequency over about the last ten capacities of requests.
+class FrequencySketch {
+ public:
+  /// Room for about `capacity` keys (rounded up to a power of two words, at least 16).
+  explicit FrequencySketch(std::size_t capacity = 16) { resize(capacity); }
+
+  /// Grows the table to fit `capacity` keys (never shrinks). Growing forgets every count.
+  void ensure_capacity(std::size_t capacity) {
+    if (capacity > capacity_) resize(capacity);
+  }
+
+  /// The estimated number of increments of `key` (0..15) since aging discounted older ones.
+  unsigned frequency(std::uint64_t key) const noexcept {
+    const std::uint64_t h = spread(key);
+    const unsigned lane = static_cast<unsigned>(h & 3) << 2;
+    unsigned f = 15;
+    for (unsigned i = 0; i < 4; ++i) {
+      const unsigned shift = (lane + i) << 2;
+      f = std::min(f, static_cast<unsigned>((table_[index(h, i)] >> shift) & 0xF));
+    }
+    return f;
+  }
+
+  /// Counts one occurrence of `key`; halves every counter once sample_size() were counted.
+  void increment(std::uint64_t key) noexcept {
+    const std::uint64_t h = spread(key);
+    const unsigned lane = static_cast<unsigned>(h & 3) << 2;
+    std::size_t at[4];
+    unsigned count[4];
+    unsigned least = 15;
+    for (unsigned i = 0; i < 4; ++i) {
+      at[i] = index(h, i);
+      count[i] = static_cast<unsigned>((table_[at[i]] >> ((lane + i) << 2)) & 0xF);
+      least = std::min(least, count[i]);
+    }
+    if (least == 15) return;
+    for (unsigned i = 0; i < 4; ++i) {
+      if (count[i] != least) continue;  // conservative update: only the smallest counters grow
+      table_[at[i]] += std::uint64_t{1} << ((lane + i) << 2);
+    }
+    if (++additions_ >= sample_size_) age();
+  }
+  /// Halves every counter (and the count of additions, less what the halving truncated).
+  void age() noexcept {
+    std::uint64_t odd = 0;
+    for (std::uint64_t& word : table_) {
+      odd += static_cast<std::uint64_t>(std::popcount(word & 0x1111111111111111ULL));
+      word = (word >> 1) & 0x7777777777777777ULL;
+    }
+    const std::uint64_t half = additions_ >> 1;
+    const std::uint64_t lost = odd >> 2;
+    additions_ = half > lost ? half - lost : 0;
+    ++agings_;
+  }
+
+  /// Increments between two agings: ten per key of capacity.
+  std::uint64_t sample_size() const noexcept { return sample_size_; }
+  std::size_t capacity() const noexcept { return capacity_; }
+  std::uint64_t agings() const noexcept { return agings_; }
+
+ private:
+  static constexpr std::uint64_t kSeeds[4] = {0xc3a5c85c97cb3127ULL, 0xb492b66fbe98f273ULL,
+                                              0x9ae16a3b2f90404fULL, 0xcbf29ce484222325ULL};
+
+  /// A full-avalanche remix (the murmur3 finalizer), so a weak key hash still spreads.
+  static std::uint64_t spread(std::uint64_t x) noexcept {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+  }
+  std::size_t index(std::uint64_t h, unsigned i) const noexcept {
+    std::uint64_t x = (h + kSeeds[i]) * kSeeds[i];
+    x ^= x >> 32;
+    return static_cast<std::size_t>(x & mask_);
+  }
+  void resize(std::size_t capacity) {
+    capacity = std::clamp<std::size_t>(capacity, 16, std::size_t{1} << 30);
+    const std::size_t words = std::bit_ceil(capacity);
+    table_.assign(words, 0);
+    mask_ = words - 1;
+    capacity_ = capacity;
+    sample_size_ = 10 * static_cast<std::uint64_t>(capacity);
+    additions_ = 0;
+  }
+
+  std::vector<std::uint64_t> table_;
+  std::uint64_t mask_ = 0;
+  std::size_t capacity_ = 0;
+  std::uint64_t sample_size_ = 0;
+  std::uint64_t additions_ = 0;
+  std::uint64_t agings_ = 0;
+};
+
+/// What W-TinyLFU keeps in each entry: its queue links, weight, region and a 32-bit fold of the
+/// key's 64-bit hash (enough for the sketch: two keys sharing a fold only share counters).
+struct TinyLfuHook {
+  TinyLfuHook* prev = nullptr;
+  TinyLfuHook* next = nullptr;
+  std::uint64_t weight = 0;
+  std::uint32_t key_hash = 0;
+  std::uint8_t region = 0;
+
+  static constexpr std::uint32_t fold(std::uint64_t hash) noexcept {
+    return static_cast<std::uint32_t>(hash ^ (hash >> 32));
+  }
+};
+
+class WindowTuner;
+
+/// W-TinyLFU over TinyLfuHook nodes, bounded by count and (optionally) by total weight.
+class WTinyLfu {
+ public:
+  enum Region : std::uint8_t { kWindow = 0, kProbation = 1, kProtected = 2, kNone = 3 };
+
+  struct Config {
+    std::size_t max_entries = 10'000;
+    std::uint64_t max_weight = 0;  // 0: no bound by weight
+    /// The window's starting share of the capacity (Caffeine's 1%).
+    double initial_window = 0.01;
+    /// Tune the window by hill climbing (false: keep initial_window, as Caffeine 2.6 did).
+    bool adaptive = true;
+    /// Seeds the generator of the rare random admissions (hash-flooding defence): a fixed seed
+    /// makes the policy deterministic.
+    std::uint64_t seed = 0x5eed;
+  };
+
+  explicit WTinyLfu(Config config)
+      : config_{config},
+        sketch_{initial_sketch_capacity(config)},
+        rng_{config.seed | 1},
+        window_{std::clamp(config.initial_window, 0.0, 1.0)} {
+    for (auto& q : queues_) q.head.prev = q.head.next = &q.head;
+    apply_window();
+    if (config.adaptive) tuner_ = std::make_unique<WindowTuner>(config);
+  }
+  ~WTinyLfu();
+  WTinyLfu(const WTinyLfu&) = delete;
+  WTinyLfu& operator=(const WTinyLfu&) = delete;
+
+  /// Adds n (n->weight and n->key_hash set) to the window, counts its key, and appends to victims
+  /// the entries that must leave to respect the bounds (possibly n itself), each already removed.
+  void insert(TinyLfuHook* n, std::vector<TinyLfuHook*>& victims) {
+    if (count_ >= sketch_.capacity() && sketch_.capacity() < config_.max_entries)
+      sketch_.ensure_capacity(std::min(config_.max_entries, 2 * (count_ + 1)));
+    sketch_.increment(n->key_hash);
+    push_back(kWindow, n);
+    ++count_;
+    weight_ += n->weight;
+    if (tuner_) record(n);
+    evict(victims);
+  }
+
+  /// A hit on n: counts its key and refreshes its recency (probation promotes it to protected).
+  void access(TinyLfuHook* n) noexcept {
+    sketch_.increment(n->key_hash);
+    switch (n->region) {
+      case kWindow:
+      case kProtected:
+        move_back(n->region, n);
+        break;
+      case kProbation:
+        unlink(n);
+        push_back(kProtected, n);
+        demote_protected();
+        break;
+      default:
+        break;
+    }
+    if (tuner_) record(n);
+  }
+
+  /// Drops n (erased, replaced or expired).
+  void remove(TinyLfuHook* n) noexcept {
+    unlink(n);
+    --count_;
+    weight_ -= n->weight;
+  }
+
+  std::size_t count() const noexcept { return count_; }
+  std::uint64_t weight() const noexcept { return weight_; }
+  /// The window's current share of the capacity, in [0, 1].
+  double window_fraction() const noexcept { return window_; }
+  /// Sets the window's share (clamped to [0, 1]); entries move lazily, as evictions happen.
+  void set_window_fraction(double share) noexcept {
+    window_ = std::clamp(share, 0.0, 1.0);
+    apply_window();
+    demote_protected();
+  }
+  std::size_t region_count(Region r) const noexcept { return queues_[r].count; }
+  std::uint64_t region_weight(Region r) const noexcept { return queues_[r].weight; }
+  const FrequencySketch& sketch() const noexcept { return sketch_; }
+
+  /// Throws std::logic_error if links, regions or totals disagree, or the bounds do not hold.
+  void check_invariants() const {
+    std::size_t total = 0;
+    std::uint64_t total_weight = 0;
+    for (unsigned r = 0; r < 3; ++r) {
+      const Queue& q = queues_[r];
+      std::size_t n = 0;
+      std::uint64_t w = 0;
+      for (const TinyLfuHook* p = q.head.next; p != &q.head; p = p->next) {
+        if (p->next->prev != p || p->prev->next != p)
+          throw std::logic_error("WTinyLfu: broken links");
+        if (p->region != r) throw std::logic_error("WTinyLfu: entry in the wrong region");
+        ++n;
+        w += p->weight;
+      }
+      if (n != q.count || w != q.weight) throw std::logic_error("WTinyLfu: region totals disagree");
+      total += n;
+      total_weight += w;
+    }
+    if (total != count_ || total_weight != weight_)
+      throw std::logic_error("WTinyLfu: totals disagree");
+    if (over_capacity()) throw std::logic_error("WTinyLfu: over capacity");
+    if (!(window_ >= 0.0 && window_ <= 1.0)) throw std::logic_error("WTinyLfu: window share");
+  }
+
+ private:
+  struct Queue {
+    TinyLfuHook head;  // sentinel: head.next is the LRU end, head.prev the MRU end
+    std::size_t count = 0;
+    std::uint64_t weight = 0;
+  };
+
+  static constexpr double kProtectedShare = 0.80;  // of the main space
+  static constexpr unsigned kWarmCandidate = 6;    // frequency from which a loser may be admitted
+
+  static std::size_t initial_sketch_capacity(const Config& c) {
+    // Bounded by count only: size for the capacity now. With a weight bound the count may stay far
+    // below max_entries, so the sketch grows with the entries actually held.
+    return c.max_weight == 0 ? c.max_entries : std::min<std::size_t>(c.max_entries, 1024);
+  }
+
+  // ---- queues
+  void push_back(unsigned r, TinyLfuHook* n) noexcept {
+    Queue& q = queues_[r];
+    n->region = static_cast<std::uint8_t>(r);
+    n->next = &q.head;
+    n->prev = q.head.prev;
+    q.head.prev->next = n;
+    q.head.prev = n;
+    ++q.count;
+    q.weight += n->weight;
+  }
+  void unlink(TinyLfuHook* n) noexcept {
+    Queue& q = queues_[n->region];
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->prev = n->next = nullptr;
+    --q.count;
+    q.weight -= n->weight;
+    n->region = kNone;
+  }
+  void move_back(unsigned r, TinyLfuHook* n) noexcept {
+    unlink(n);
+    push_back(r, n);
+  }
+  TinyLfuHook* front(unsigned r) noexcept {
+    Queue& q = queues_[r];
+    return q.head.next == &q.head ? nullptr : q.head.next;
+  }
+  /// The entry after n towards the MRU end, or null.
+  TinyLfuHook* newer(TinyLfuHook* n) noexcept {
+    return n->next == &queues_[n->region].head ? nullptr : n->next;
+  }
+  /// The entry before n towards the LRU end, or null.
+  TinyLfuHook* older(TinyLfuHook* n) noexcept {
+    return n->prev == &queues_[n->region].head ? nullptr : n->prev;
+  }
+
+  // ---- bounds
+  bool over_capacity() const noexcept {
+    return count_ > config_.max_entries ||
+           (config_.max_weight != 0 && weight_ > config_.max_weight);
+  }
+  bool over(unsigned r, std::size_t max_count, std::uint64_t max_weight) const noexcept {
+    const Queue& q = queues_[r];
+    return q.count > max_count || (config_.max_weight != 0 && q.weight > max_weight);
+  }
+  /// Recomputes the region limits from the window share. Like Caffeine, the main space is the
+  /// rounded-down share, so a tiny cache still has a window of one entry at the 1% start.
+  void apply_window() noexcept {
+    const auto main_count =
+        static_cast<std::size_t>((1.0 - window_) * static_cast<double>(config_.max_entries));
+    window_count_ = config_.max_entries - main_count;
+    protected_count_ = static_cast<std::size_t>(kProtectedShare * static_cast<double>(main_count));
+    const auto main_weight =
+        static_cast<std::uint64_t>((1.0 - window_) * static_cast<double>(config_.max_weight));
+    window_weight_ = config_.max_weight - main_weight;
+    protected_weight_ =
+        static_cast<std::uint64_t>(kProtectedShare * static_cast<double>(main_weight));
+  }
+
+  void demote_protected() noexcept {
+    while (over(kProtected, protected_count_, protected_weight_)) {
+      TinyLfuHook* p = front(kProtected);
+      unlink(p);
+      push_back(kProbation, p);
+    }
+  }
+
+  // ---- eviction (Caffeine's evictFromWindow + evictFromMain)
+  void evict(std::vector<TinyLfuHook*>& victims) {
+    std::size_t candidates = 0;
+    while (over(kWindow, window_count_, window_weight_)) {
+      TinyLfuHook* e = front(kWindow);
+      unlink(e);
+      push_back(kProbation, e);
+      ++candidates;
+    }
+    if (!over_capacity()) return;
+    unsigned victim_region = kProbation;
+    TinyLfuHook* victim = front(kProbation);
+    TinyLfuHook* candidate = candidates > 0 ? queues_[kProbation].head.prev : nullptr;
+    auto drop = [&](TinyLfuHook* e) {
+      remove(e);
+      victims.push_back(e);
+    };
+    while (over_capacity()) {
+      if (candidates == 0) candidate = nullptr;
+      if (candidate == nullptr && victim == nullptr) {
+        // Probation is spent: fall back to protected, then to the window.
+        if (victim_region == kProbation) {
+          victim_region = kProtected;
+        } else if (victim_region == kProtected) {
+          victim_region = kWindow;
+        } else {
+          break;  // nothing left (cannot happen while over capacity)
+        }
+        victim = front(victim_region);
+        continue;
+      }
+      if (candidate == victim) {
+        // The victim (always probation's LRU entry) reached the candidates: no contest left.
+        TinyLfuHook* e = victim;
+        victim = newer(victim);
+        candidate = nullptr;
+        candidates = 0;
+        drop(e);
+        continue;
+      }
+      if (victim == nullptr) {
+        TinyLfuHook* e = candidate;
+        candidate = older(candidate);
+        --candidates;
+        drop(e);
+        continue;
+      }
+      if (candidate == nullptr) {
+        TinyLfuHook* e = victim;
+        victim = newer(victim);
+        drop(e);
+        continue;
+      }
+      --candidates;
+      if (admit(candidate->key_hash, victim->key_hash)) {
+        TinyLfuHook* e = victim;
+        victim = newer(victim);
+        drop(e);
+        candidate = older(candidate);
+      } else {
+        TinyLfuHook* e = candidate;
+        candidate = older(candidate);
+        drop(e);
+      }
+    }
+  }
+
+  /// TinyLFU: the candidate enters if its key was requested more often than the victim's. A warm
+  /// candidate that loses still enters with probability 1/128, so an attacker who floods the
+  /// sketch to make one victim look hot cannot lock new keys out forever (Caffeine's defence).
+  bool admit(std::uint32_t candidate, std::uint32_t victim) noexcept {
+    const unsigned cf = sketch_.frequency(candidate);
+    const unsigned vf = sketch_.frequency(victim);
+    if (cf > vf) return true;
+    if (cf < kWarmCandidate) return false;
+    return (next_random() & 127) == 0;
+  }
+
+  std::uint64_t next_random() noexcept {  // xorshift64*
+    rng_ ^= rng_ >> 12;
+    rng_ ^= rng_ << 25;
+    rng_ ^= rng_ >> 27;
+    return rng_ * 0x2545f4914f6cdd1dULL;
+  }
+
+  friend class WindowTuner;
+  void record(const TinyLfuHook* n) noexcept;  // defined after WindowTuner
+
+  Config config_;
+  FrequencySketch sketch_;
+  std::uint64_t rng_;
+  Queue queues_[3];
+  std::size_t count_ = 0;
+  std::uint64_t weight_ = 0;
+
+  double window_;  // share of the capacity
+  std::size_t window_count_ = 0;
+  std::uint64_t window_weight_ = 0;
+  std::size_t protected_count_ = 0;
+  std::uint64_t protected_weight_ = 0;
+
+  std::unique_ptr<WindowTuner> tuner_;
+};
+
+/// Chooses the window's share by miniature simulation: a few shadow W-TinyLFU caches, each with a
+/// fixed window share from 1% (frequency-heavy) to 90% (nearly LRU), replay a spatially sampled
+/// subset of the requests (the keys whose hash falls in a fixed fraction R of the hash space,
+/// SHARDS-style) with R times the capacity. Every period (ten shadow capacities of sampled
+/// requests) the real cache takes the share of the shadow with the most hits, counted with
+/// exponential decay (each period weighs half the one after it). All shadows see the same requests
+/// at the same time, so the comparison is free of the drift that makes a hill climber, which
+/// compares one configuration now with another one earlier, chase noise.
+///
+/// Cost: each sampled request is replayed in every shadow: kShares x R policy operations per
+/// request, where R = min(1, kShadowEntries / max_entries). Memory: at most kShares x
+/// kShadowEntries shadow nodes.
+class WindowTuner {
+ public:
+  static constexpr double kShares[] = {0, 0.02, 0.08, 0.20, 0.45, 0.85};
+  static constexpr std::size_t kCount = std::size(kShares);
+  static constexpr std::size_t kShadowEntries = 1024;
+
+  explicit WindowTuner(const WTinyLfu::Config& main) {
+    const double rate =
+        std::min(1.0, static_cast<double>(kShadowEntries) / static_cast<double>(main.max_entries));
+    threshold_ = static_cast<std::uint64_t>(rate * 65536.0);
+    const auto entries = std::max<std::size_t>(
+        1, static_cast<std::size_t>(std::llround(rate * static_cast<double>(main.max_entries))));
+    const auto weight =
+        main.max_weight == 0
+            ? std::uint64_t{0}
+            : std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::llround(
+                                             rate * static_cast<double>(main.max_weight))));
+    for (std::size_t i = 0; i < kCount; ++i) {
+      sims_[i] = std::make_unique<WTinyLfu>(WTinyLfu::Config{.max_entries = entries,
+                                                             .max_weight = weight,
+                                                             .initial_window = kShares[i],
+                                                             .adaptive = false,
+                                                             .seed = main.seed + i + 1});
+    }
+    period_ = 10 * static_cast<std::uint64_t>(entries);
+    nodes_.resize(kCount * entries + 2);
+    free_.reserve(nodes_.size());
+    for (std::size_t i = nodes_.size(); i-- > 0;) free_.push_back(static_cast<std::uint32_t>(i));
+    slots_.assign(std::bit_ceil(2 * nodes_.size()), kEmpty);  // load factor <= 1/2
+    slot_mask_ = slots_.size() - 1;
+  }
+
+  /// One request for `key` (an entry of `weight`). Returns the share to use from now on, or a
+  /// negative number while the current period lasts.
+  double record(std::uint32_t key, std::uint64_t weight) {
+    std::uint64_t h = key * 0x9e3779b97f4a7c15ULL;
+    h ^= h >> 29;
+    if ((h >> 48) >= threshold_) return -1;
+    std::size_t slot = home(key);
+    while (slots_[slot] != kEmpty && nodes_[slots_[slot]].key != key)
+      slot = (slot + 1) & slot_mask_;
+    if (slots_[slot] == kEmpty) {
+      slots_[slot] = free_.back();
+      free_.pop_back();
+      nodes_[slots_[slot]].key = key;
+      nodes_[slots_[slot]].resident = 0;
+    }
+    Node& n = nodes_[slots_[slot]];
+    for (std::size_t i = 0; i < kCount; ++i) {
+      TinyLfuHook& hook = n.hooks[i];
+      if ((n.resident >> i) & 1) {
+        ++hits_[i];
+        sims_[i]->access(&hook);
+        continue;
+      }
+      hook.key_hash = key;
+      hook.weight = weight;
+      n.resident = static_cast<std::uint8_t>(n.resident | (1u << i));
+      victims_.clear();
+      sims_[i]->insert(&hook, victims_);
+      for (TinyLfuHook* v : victims_) {
+        const std::size_t at =
+            static_cast<std::size_t>(reinterpret_cast<const char*>(v) -
+                                     reinterpret_cast<const char*>(nodes_.data())) /
+            sizeof(Node);
+        Node& owner = nodes_[at];
+        owner.resident = static_cast<std::uint8_t>(owner.resident & ~(1u << i));
+        if (owner.resident == 0 && &owner != &n) release(at);
+      }
+    }
+    if (n.resident == 0) release(static_cast<std::size_t>(&n - nodes_.data()));
+    if (++sampled_ < period_) return -1;
+    sampled_ = 0;
+    std::size_t best = current_;
+    for (std::size_t i = 0; i < kCount; ++i) {
+      score_[i] = score_[i] / 2 + static_cast<double>(hits_[i]);
+      hits_[i] = 0;
+    }
+    for (std::size_t i = 0; i < kCount; ++i)
+      if (score_[i] > score_[best]) best = i;
+    if (best != current_ &&
+        score_[best] - score_[current_] <= std::sqrt(score_[best] + score_[current_]))
+      best = current_;
+    current_ = best;
+    return kShares[best];
+  }
+
+ private:
+  struct Node {
+    std::uint32_t key = 0;
+    std::uint8_t resident = 0;  // bit i: held by shadow i
+    TinyLfuHook hooks[kCount];
+  };
+  static constexpr std::uint32_t kEmpty = ~std::uint32_t{0};
+
+  std::size_t home(std::uint32_t key) const noexcept {
+    return static_cast<std::size_t>((key * 0x9e3779b97f4a7c15ULL) >> 32) & slot_mask_;
+  }
+  /// Frees the node and deletes its slot (linear probing with backward-shift deletion).
+  void release(std::size_t at) {
+    std::size_t hole = home(nodes_[at].key);
+    while (slots_[hole] != at) hole = (hole + 1) & slot_mask_;
+    for (std::size_t next = (hole + 1) & slot_mask_; slots_[next] != kEmpty;
+         next = (next + 1) & slot_mask_) {
+      const std::size_t want = home(nodes_[slots_[next]].key);
+      // Move the entry back into the hole unless its home lies cyclically in (hole, next].
+      if (((next - want) & slot_mask_) >= ((next - hole) & slot_mask_)) {
+        slots_[hole] = slots_[next];
+        hole = next;
+      }
+    }
+    slots_[hole] = kEmpty;
+    free_.push_back(static_cast<std::uint32_t>(at));
+  }
+
+  std::unique_ptr<WTinyLfu> sims_[kCount];
+  std::vector<Node> nodes_;  // never resized after construction: the shadows link into it
+  std::vector<std::uint32_t> free_;
+  std::vector<std::uint32_t> slots_;  // key -> node, open addressing
+  std::size_t slot_mask_ = 0;
+  std::vector<TinyLfuHook*> victims_;
+  std::uint64_t threshold_ = 0;  // sampled when the top 16 bits of the remixed key are below
+  std::uint64_t period_ = 0;
+  std::uint64_t sampled_ = 0;
+  std::uint64_t hits_[kCount] = {};
+  double score_[kCount] = {};
+  std::size_t current_ = 0;
+};
+
+inline WTinyLfu::~WTinyLfu() = default;
+
+inline void WTinyLfu::record(const TinyLfuHook* n) noexcept {
+  const double share = tuner_->record(n->key_hash, n->weight);
+  if (share >= 0 && share != window_) set_window_fraction(share);
+}
+
+}  // namespace larder::detail
