@@ -54,9 +54,15 @@ TEST_CASE("The bookshop demo's short run shows the cache working and fresh rows"
   }
   CHECK(phases.at("no_cache").at("hit_ratio").get<double>() == 0.0);
   CHECK(phases.at("no_cache").at("computations").get<int>() > 0);
-  CHECK(phases.at("larder").at("hit_ratio").get<double>() > 0.8);
-  CHECK(phases.at("larder").at("rps").get<double>() >
-        phases.at("no_cache").at("rps").get<double>());
+  // Structural, not timed (a sanitizer build on a busy machine does few requests per second): with
+  // larder each author's list is computed at most once in the phase, and requests are served
+  // without computing; without it every author page computes.
+  const auto& larder = phases.at("larder");
+  const auto& none = phases.at("no_cache");
+  CHECK(larder.at("computations").get<int>() <= j.at("config").at("authors").get<int>());
+  CHECK(larder.at("hit_ratio").get<double>() > 0.0);
+  CHECK(larder.at("computations").get<double>() / larder.at("requests").get<double>() <
+        none.at("computations").get<double>() / none.at("requests").get<double>());
   CHECK(j.at("stampede_computations").get<int>() == 1);
   CHECK(phases.at("stampede").at("computations").get<int>() == 1);
   CHECK(j.at("stale_rows_served").get<int>() == 0);
