@@ -1,5 +1,6 @@
 // larder.hpp: everything a user of the header-only larder::larder needs, in one include.
-// The Redis store is compiled (link larder::redis) and has its own header: <larder/redis_store.hpp>.
+// The Redis store is compiled (link larder::redis) and has its own header:
+// <larder/redis_store.hpp>.
 #pragma once
 
 #include "larder/cached.hpp"
