@@ -16,5 +16,6 @@
 #include "larder/result.hpp"
 #include "larder/stats.hpp"
 #include "larder/store.hpp"
+#include "larder/telemetry.hpp"
 #include "larder/tiered_store.hpp"
 #include "larder/version.hpp"

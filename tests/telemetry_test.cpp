@@ -1,0 +1,116 @@
+// Telemetry: the verdict of assess() on real and constructed counters, the report, and the
+// Prometheus text (format, escaping, bad prefixes).
+#include <chrono>
+#include <cstdint>
+#include <larder/larder.hpp>
+#include <larder/telemetry.hpp>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/catch.hpp"
+
+using namespace std::chrono_literals;
+using K = larder::Verdict::Kind;
+
+namespace {
+larder::Stats stats(std::uint64_t hits, std::uint64_t misses, std::chrono::nanoseconds load_time,
+                    std::uint64_t failures = 0) {
+  larder::Stats s;
+  s.hits = hits;
+  s.misses = misses;
+  s.loads = misses - failures;
+  s.load_failures = failures;
+  s.load_time = load_time;
+  return s;
+}
+}  // namespace
+
+TEST_CASE("assess: helping, not helping, too early, failing", "[telemetry]") {
+  const auto helping = larder::assess(stats(900, 100, 100 * 5ms));
+  CHECK(helping.kind == K::helping);
+  CHECK(helping.reason.find("90.0%") != std::string::npos);
+  CHECK(helping.reason.find("4.5 s") != std::string::npos);  // 900 hits x 5 ms saved
+
+  const auto rare = larder::assess(stats(10, 990, 990 * 5ms));
+  CHECK(rare.kind == K::not_helping);
+  CHECK(rare.reason.find("1.0%") != std::string::npos);
+
+  const auto cheap = larder::assess(stats(900, 100, 100 * 200ns));
+  CHECK(cheap.kind == K::not_helping);
+  CHECK(cheap.reason.find("200 ns") != std::string::npos);
+  // Judged against the cost of a Redis hit instead, a 5 ms function still helps and a 50 µs one
+  // does not.
+  CHECK(larder::assess(stats(900, 100, 100 * 5ms), {.hit_cost = 100us}).kind == K::helping);
+  CHECK(larder::assess(stats(900, 100, 100 * 50us), {.hit_cost = 100us}).kind == K::not_helping);
+
+  CHECK(larder::assess(stats(5, 5, 5 * 1ms)).kind == K::too_early);
+  CHECK(larder::assess(larder::Stats{}).kind == K::too_early);
+
+  const auto throwing = larder::assess(stats(100, 100, 100 * 1ms, 50));
+  CHECK(throwing.kind == K::failing);
+  CHECK(throwing.reason.find("50 of 100 computations threw") != std::string::npos);
+
+  auto down = stats(0, 500, 500 * 1ms);
+  down.store_errors = 500;
+  CHECK(larder::assess(down).kind == K::failing);
+}
+
+TEST_CASE("assess rejects out-of-range thresholds", "[telemetry]") {
+  CHECK_THROWS_AS(larder::assess({}, {.min_requests = 0}), std::invalid_argument);
+  CHECK_THROWS_AS(larder::assess({}, {.min_hit_ratio = 1.5}), std::invalid_argument);
+  CHECK_THROWS_AS(larder::assess({}, {.hit_cost = -1ns}), std::invalid_argument);
+  CHECK_THROWS_AS(larder::assess({}, {.max_error_ratio = -0.1}), std::invalid_argument);
+}
+
+TEST_CASE("Report and Prometheus text from real cached functions", "[telemetry]") {
+  larder::MemoryStore store;
+  larder::Cached slow{store, "Author", "top_book_ids", [](std::int64_t id) {
+                        std::this_thread::sleep_for(2ms);
+                        return std::vector<std::int64_t>{id, id + 1};
+                      }};
+  larder::Cached once{store, "Book", "price", [](std::int64_t id) { return id * 2; }};
+  for (int round = 0; round < 50; ++round)
+    for (std::int64_t id = 0; id < 4; ++id) (void)slow(id);  // 4 misses, 196 hits
+  (void)once(1);
+
+  const std::vector<larder::NamedStats> all{larder::named_stats(slow), larder::named_stats(once)};
+  CHECK(all[0].function == "larder:v1:Author:top_book_ids");
+  CHECK(all[0].stats.hits == 196);
+
+  const std::string report = larder::effectiveness_report(all);
+  CHECK(report.find("larder:v1:Author:top_book_ids  helping") != std::string::npos);
+  CHECK(report.find("larder:v1:Book:price") != std::string::npos);
+  CHECK(report.find("too early") != std::string::npos);
+
+  const std::string text = larder::prometheus_text(all);
+  CHECK(text.find("# TYPE larder_hits_total counter\n") != std::string::npos);
+  CHECK(text.find("larder_hits_total{function=\"larder:v1:Author:top_book_ids\"} 196\n") !=
+        std::string::npos);
+  CHECK(text.find("larder_misses_total{function=\"larder:v1:Author:top_book_ids\"} 4\n") !=
+        std::string::npos);
+  CHECK(text.find("larder_helping{function=\"larder:v1:Author:top_book_ids\"} 1\n") !=
+        std::string::npos);
+  CHECK(text.find("larder_helping{function=\"larder:v1:Book:price\"} 0\n") != std::string::npos);
+  // Every line is a comment or `name{labels} value`.
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const auto end = text.find('\n', pos);
+    REQUIRE(end != std::string::npos);
+    const std::string line = text.substr(pos, end - pos);
+    CHECK((line.starts_with("# HELP ") || line.starts_with("# TYPE ") ||
+           (line.starts_with("larder_") && line.find("{function=\"") != std::string::npos &&
+            line.find("\"} ") != std::string::npos)));
+    pos = end + 1;
+  }
+}
+
+TEST_CASE("Prometheus labels are escaped; bad metric prefixes rejected", "[telemetry]") {
+  const std::vector<larder::NamedStats> odd{{"a\"b\\c\nd", {}}};
+  const std::string text = larder::prometheus_text(odd, "svc_cache");
+  CHECK(text.find("svc_cache_hits_total{function=\"a\\\"b\\\\c\\nd\"} 0\n") != std::string::npos);
+  CHECK_THROWS_AS(larder::prometheus_text(odd, ""), std::invalid_argument);
+  CHECK_THROWS_AS(larder::prometheus_text(odd, "9lives"), std::invalid_argument);
+  CHECK_THROWS_AS(larder::prometheus_text(odd, "has-dash"), std::invalid_argument);
+}
