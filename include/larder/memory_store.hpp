@@ -256,6 +256,36 @@ class MemoryStore final : public Store {
     reclaim_locked();
   }
 
+  /// Removes every entry of namespace ns and returns how many; other namespaces are left alone.
+  /// For a function whose invalidations may have been missed (InvalidationBus flush).
+  std::size_t erase_namespace(std::uint32_t ns) {
+    std::size_t removed = 0;
+    for (auto& s : shards_) {
+      std::lock_guard lock{policy_mutex_};  // per shard: a put waits for one shard's walk at most
+      std::lock_guard shard_lock{s.mutex};
+      Table* t = s.table.load(std::memory_order_relaxed);
+      for (std::size_t i = 0; i <= t->mask; ++i) {
+        std::atomic<Node*>* link = &t->slots[i];
+        for (Node* n = link->load(std::memory_order_relaxed); n != nullptr;
+             n = link->load(std::memory_order_relaxed)) {
+          if (n->ns != ns) {
+            link = &n->next;
+            continue;
+          }
+          // As unlink_locked: readers standing on n keep walking (n->next is left as it was).
+          link->store(n->next.load(std::memory_order_relaxed), std::memory_order_release);
+          n->linked = false;
+          s.count.store(s.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+          release_locked(n);
+          ++removed;
+        }
+      }
+    }
+    std::lock_guard lock{policy_mutex_};
+    if (retired_.size() >= reclaim_at_) reclaim_locked();
+    return removed;
+  }
+
   /// Runs the pending maintenance now (replays buffered reads, expires entries past `now`, frees
   /// retired memory). Reads and writes do this on their own; tests call it to reach a quiet state.
   void maintain(TimePoint now) {
