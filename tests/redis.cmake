@@ -11,4 +11,15 @@ if(TARGET larder_redis)
   add_dependencies(larder_redis_tests redis_stampede_helper)
   target_compile_definitions(larder_redis_tests PRIVATE
     LARDER_STAMPEDE_HELPER="$<TARGET_FILE:redis_stampede_helper>")
+
+  # Invalidation across instances (RedisStore's bus): in-process instances, and another process.
+  add_executable(redis_invalidation_helper redis_invalidation_helper.cpp)
+  target_link_libraries(redis_invalidation_helper PRIVATE larder::redis)
+  larder_target_warnings(redis_invalidation_helper)
+  larder_add_test(larder_redis_invalidation_tests LABEL redis TIMEOUT 120
+    SOURCES redis_invalidation_test.cpp
+    LIBS larder::redis PkgConfig::hiredis)
+  add_dependencies(larder_redis_invalidation_tests redis_invalidation_helper)
+  target_compile_definitions(larder_redis_invalidation_tests PRIVATE
+    LARDER_INVALIDATION_HELPER="$<TARGET_FILE:redis_invalidation_helper>")
 endif()

@@ -155,13 +155,26 @@ class Cached<Fn, detail::Signature<R, A...>> {
           "' uses a byte store (Redis) but its result type has no larder::Codec: give it "
           "to_json/from_json or specialize larder::Codec");
     }
+    // Last, so that nothing after it throws: invalidate() and refresh() publish on the store's
+    // bus, and, with a memory tier, this function drops what other instances invalidate.
+    bus_ = store.invalidation_bus();
+    if (bus_) {
+      // A fixed key's hash: instances agree on key hashes only where they agree on this.
+      hash_check_ = hash_of(std::int64_t{0x6c61726465720001}, std::string_view{"larder"}, 0.5);
+      if (mem_)
+        bus_id_ = bus_->subscribe(
+            InvalidationBus::Listener{head_, hash_check_, [this](std::uint64_t h) { drop_hash(h); },
+                                      [this] { mem_->erase_namespace(ns_); }});
+    }
   }
 
   Cached(const Cached&) = delete;
   Cached& operator=(const Cached&) = delete;
 
-  /// Waits for this function's background refreshes to finish.
+  /// Leaves the store's invalidation bus (no callback of it runs after this), then waits for this
+  /// function's background refreshes to finish.
   ~Cached() {
+    if (bus_id_ != 0) bus_->unsubscribe(bus_id_);
     std::unique_lock lock{background_mutex_};
     background_cv_.wait(lock, [this] { return background_pending_ == 0; });
   }
@@ -196,19 +209,23 @@ class Cached<Fn, detail::Signature<R, A...>> {
                       args...);
   }
 
-  /// Drops the entry from every tier. A computation already under way may still store its result.
+  /// Drops the entry from every tier, and, when the store has an invalidation bus (TieredStore
+  /// over RedisStore), from the other instances' memory tiers (a failed publish is counted as a
+  /// store error, never thrown). A computation already under way may still store its result.
   void invalidate(detail::param_t<A>... args) {
     with_parts(
         [&](const auto& id, const auto&... params) {
           Call call{hash_of(id, params...), render(id, params...), make_key(id, params...)};
           erase_everywhere(call);
+          broadcast(call);
         },
         args...);
   }
 
   /// Computes fn(args...) now, skipping the cache, and stores the result. If another computation of
   /// this key is under way, waits for it to end first, so the value stored was computed after this
-  /// call began. Throws what fn throws (the entry is then left as it was).
+  /// call began. Throws what fn throws (the entry is then left as it was). Once stored, the other
+  /// instances are told to drop their memory copy (as invalidate() does), so they read the new one.
   result_type refresh(detail::param_t<A>... args) {
     return with_parts(
         [&](const auto& id, const auto&... params) -> result_type {
@@ -217,7 +234,9 @@ class Cached<Fn, detail::Signature<R, A...>> {
             auto ticket = flights_.join(call.key);
             if (ticket.leader) {
               typename Flights::Leader leader{flights_, call.key, ticket.flight};
-              return compute_and_store(call, leader, std::nullopt, args...);
+              result_type r = compute_and_store(call, leader, std::nullopt, args...);
+              broadcast(call);
+              return r;
             }
             ticket.flight->wait_for(opts_.cold_wait);
           }
@@ -691,6 +710,26 @@ class Cached<Fn, detail::Signature<R, A...>> {
     }
   }
 
+  /// Tells the other instances to drop this key from their memory tiers (InvalidationBus). A
+  /// failure is counted and reported as a store error, never thrown.
+  void broadcast(const Call& call) {
+    if (!bus_) return;
+    try {
+      bus_->publish(head_, hash_check_, call.hash, bus_id_);
+    } catch (const std::exception& e) {
+      store_errors_.add();
+      report(ErrorEvent::Kind::store, call.key, e.what());
+    }
+  }
+
+  /// From the bus: another instance invalidated a key with this hash. Drops every entry with that
+  /// hash, unseen (the bus carries no key: a collision drops one more entry, which is harmless).
+  void drop_hash(std::uint64_t h) {
+    auto any = [](const Key&) { return true; };
+    while (mem_->template erase<Key, value_type>(ns_, h, any)) {
+    }
+  }
+
   void unlock_remote(const RemoteLock& lock, const std::string& key) {
     try {
       bytes_->unlock(lock.key, lock.token);
@@ -968,6 +1007,9 @@ class Cached<Fn, detail::Signature<R, A...>> {
   std::uint64_t seed_ = 0;
   std::uint64_t fingerprint_ = 0;
   std::uint32_t ns_ = 0;
+  InvalidationBus* bus_ = nullptr;  // the store's invalidation bus, or nullptr
+  std::uint64_t bus_id_ = 0;        // our listener on bus_ (0: none)
+  std::uint64_t hash_check_ = 0;    // see InvalidationBus::Listener::hash_check
   Flights flights_;
 
   detail::StripedCounter hits_, misses_, stale_serves_, stale_on_error_, loads_, load_failures_,

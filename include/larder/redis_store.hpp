@@ -77,6 +77,12 @@ struct RedisStats {
   std::uint64_t breaker_opens = 0;   ///< times the breaker opened
   std::uint64_t short_circuits = 0;  ///< calls refused at once while the breaker was open
   BreakerState breaker = BreakerState::closed;
+  // The invalidation bus (invalidation_bus()); its subscriber's connection is not counted above.
+  std::uint64_t invalidations_published = 0;  ///< messages sent (a failed PUBLISH counts in errors)
+  std::uint64_t invalidations_received = 0;   ///< messages from other instances, applied to L1
+  std::uint64_t bus_subscriptions = 0;  ///< times the subscriber (re)subscribed; each flushed L1
+  std::uint64_t bus_errors = 0;         ///< subscriber failures (connect, subscribe, lost link)
+  bool bus_subscribed = false;          ///< the subscriber is subscribed now
 };
 
 /// A Redis-backed ByteStore. Connects lazily (a Redis that is down at start-up costs nothing until
@@ -117,6 +123,15 @@ class RedisStore final : public ByteStore {
   bool unlock(std::string_view key, std::string_view token) override;
   /// True when the breaker is closed, or open with its cool-down over (the next call probes).
   bool available() const noexcept override;
+
+  /// The store's invalidation bus: PUBLISH on the channel "{key_prefix}larder:invalidate:{db}",
+  /// and, once a listener subscribes (a Cached over a TieredStore on this store), a subscriber
+  /// thread with its own connection that reconnects with backoff and, after each (re)subscription,
+  /// flushes the listeners' namespaces (messages may have been missed). The thread is stopped and
+  /// joined by ~RedisStore, within about 100 ms plus one connect attempt, even if Redis is down.
+  /// A Cached directly on a RedisStore (no L1) publishes its invalidate() and refresh() here too.
+  /// See docs/redis.md, "Invalidation across instances".
+  InvalidationBus* invalidation_bus() noexcept override;
 
   /// Sends PING; throws StoreError if Redis cannot be reached or refuses the credentials. Use it to
   /// fail fast at start-up if you prefer.

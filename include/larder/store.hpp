@@ -4,6 +4,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -16,6 +18,7 @@ namespace larder {
 
 class MemoryStore;
 class ByteStore;
+class InvalidationBus;
 
 /// When an entry was written, until when it is fresh, and when it expires.
 struct Stamps {
@@ -36,6 +39,44 @@ class Store {
   virtual MemoryStore* memory_tier() noexcept { return nullptr; }
   /// The shared tier (encoded bytes), or nullptr.
   virtual ByteStore* byte_tier() noexcept { return nullptr; }
+  /// The bus that carries invalidations between the instances sharing the byte tier, or nullptr.
+  /// A Cached publishes its invalidate() and refresh() on it, and, when the store has a memory
+  /// tier, drops from that tier what the other instances publish. See InvalidationBus.
+  virtual InvalidationBus* invalidation_bus() noexcept { return nullptr; }
+};
+
+/// Carries invalidations between the instances (processes) that share a byte tier, so that each
+/// drops an invalidated entry from its own memory tier (L1). Messages are at most once: a bus that
+/// may have missed messages (its subscription was lost, then restored) calls every listener's
+/// `flush`. Thread-safe. RedisStore has one (Redis PUBLISH/SUBSCRIBE; docs/redis.md,
+/// "Invalidation across instances").
+class InvalidationBus {
+ public:
+  /// One namespace's receiver (a Cached over a memory tier). The callbacks run on the bus's own
+  /// thread, one at a time, never after unsubscribe() returned; they must not call the bus.
+  struct Listener {
+    /// The namespace: the Cached's key head, "{prefix}:v{schema}:{Class}:{function}:".
+    std::string name;
+    /// A fingerprint of the key hash function (the hash of a fixed key in this namespace). Two
+    /// instances whose fingerprints differ (another larder version, another byte order) cannot
+    /// match hashes: a message from such an instance flushes the namespace instead.
+    std::uint64_t hash_check = 0;
+    /// Drops the entries whose key hash is `hash` (a collision only drops more: harmless).
+    std::function<void(std::uint64_t hash)> erase;
+    /// Drops every entry of the namespace: messages for it may have been missed.
+    std::function<void()> flush;
+  };
+
+  virtual ~InvalidationBus() = default;
+  /// Registers a listener and returns its id (never 0). May start the bus's receiving side.
+  virtual std::uint64_t subscribe(Listener listener) = 0;
+  /// Removes a listener. When this returns, none of its callbacks is running or will run.
+  virtual void unsubscribe(std::uint64_t id) noexcept = 0;
+  /// Tells the other instances to drop the entries of namespace `name` with key hash `hash`.
+  /// `origin` is the publisher's own listener id (0 if it has none): that listener is not called
+  /// back. Throws StoreError if the message could not be sent.
+  virtual void publish(std::string_view name, std::uint64_t hash_check, std::uint64_t hash,
+                       std::uint64_t origin) = 0;
 };
 
 /// A store of bytes under string keys, shared between processes. Every member may be called

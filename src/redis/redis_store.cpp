@@ -17,6 +17,9 @@
 //
 // Concurrency. The pool is a mutex-guarded stack of idle connections with a condition variable
 // for waiters; the breaker and counters are atomics. See docs/redis.md.
+//
+// Invalidation bus (redis/bus.cpp): PUBLISH through run() like any command; the subscriber opens
+// its own connections with open_connection(), outside the pool and the breaker.
 #include "larder/redis_store.hpp"
 
 #include <fmt/format.h>
@@ -28,6 +31,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "redis/bus.hpp"
 #include "redis/options.hpp"
 #include "redis/reply.hpp"
 
@@ -74,9 +78,27 @@ struct Argv {
 }  // namespace
 
 struct RedisStore::Impl {
-  explicit Impl(RedisOptions o) : opts{std::move(o)}, endpoint{redis::endpoint_of(opts)} {}
+  explicit Impl(RedisOptions o) : opts{std::move(o)}, endpoint{redis::endpoint_of(opts)} {
+    bus = std::make_unique<redis::Bus>(
+        opts, endpoint,
+        redis::BusHooks{.connect = [this] { return open_connection(); },
+                        .publish =
+                            [this](std::string_view channel, std::string_view message) {
+                              run("PUBLISH", [&](redisContext* c) {
+                                Argv<3> argv;
+                                argv.add("PUBLISH");
+                                argv.add(channel);
+                                argv.add(message);
+                                command(c, argv, "PUBLISH");
+                                return 0;
+                              });
+                            },
+                        .log = [this](LogLevel level,
+                                      std::string_view message) { this->log(level, message); }});
+  }
 
   ~Impl() {
+    bus.reset();  // stops the subscriber thread before anything it uses goes
     std::lock_guard lock{pool_mutex};
     idle.clear();
   }
@@ -124,7 +146,15 @@ struct RedisStore::Impl {
     return reply;
   }
 
+  /// A pooled connection (counted in `connections`).
   ContextPtr connect() {
+    ContextPtr c = open_connection();
+    connections.fetch_add(1, std::memory_order_relaxed);
+    return c;
+  }
+
+  /// A new connection: connected, larder replies, command_timeout, AUTH, SELECT. Throws Failure.
+  ContextPtr open_connection() {
     const timeval tv = to_timeval(opts.connect_timeout);
     ContextPtr c{opts.unix_socket.empty()
                      ? redisConnectWithTimeout(opts.host.c_str(), opts.port, tv)
@@ -150,7 +180,6 @@ struct RedisStore::Impl {
       select.add(db);
       command(c.get(), select, "SELECT " + db);
     }
-    connections.fetch_add(1, std::memory_order_relaxed);
     return c;
   }
 
@@ -315,6 +344,9 @@ struct RedisStore::Impl {
     k += key;
     return k;
   }
+
+  // ---- invalidation bus (last: destroyed first, see ~Impl)
+  std::unique_ptr<redis::Bus> bus;
 };
 
 RedisStore::RedisStore(RedisOptions options) {
@@ -330,6 +362,8 @@ RedisStore::~RedisStore() = default;
 const RedisOptions& RedisStore::options() const noexcept { return impl_->opts; }
 
 bool RedisStore::available() const noexcept { return impl_->available(); }
+
+InvalidationBus* RedisStore::invalidation_bus() noexcept { return impl_->bus.get(); }
 
 std::optional<std::string> RedisStore::get(std::string_view key) {
   const bool prefixed = !impl_->opts.key_prefix.empty();
@@ -485,6 +519,7 @@ RedisStats RedisStore::stats() const noexcept {
   s.breaker_opens = i.breaker_opens.load(std::memory_order_relaxed);
   s.short_circuits = i.short_circuits.load(std::memory_order_relaxed);
   s.breaker = i.state.load(std::memory_order_acquire);
+  i.bus->stats(s);
   return s;
 }
 
