@@ -145,6 +145,10 @@ struct TinyLfuHook {
 class WindowTuner;
 
 /// W-TinyLFU over TinyLfuHook nodes, bounded by count and (optionally) by total weight.
+///
+/// Beyond Caffeine 2.6's W-TinyLFU: the sketch uses conservative update, the victim a candidate
+/// meets is the least frequent of probation's four oldest entries (not just the oldest), and the
+/// window's share is chosen by WindowTuner's miniature simulations instead of being fixed at 1%.
 class WTinyLfu {
  public:
   enum Region : std::uint8_t { kWindow = 0, kProbation = 1, kProtected = 2, kNone = 3 };
@@ -261,6 +265,7 @@ class WTinyLfu {
 
   static constexpr double kProtectedShare = 0.80;  // of the main space
   static constexpr unsigned kWarmCandidate = 6;    // frequency from which a loser may be admitted
+  static constexpr unsigned kVictimSample = 4;  // oldest probation entries a victim is taken from
 
   static std::size_t initial_sketch_capacity(const Config& c) {
     // Bounded by count only: size for the capacity now. With a weight bound the count may stay far
@@ -345,55 +350,26 @@ class WTinyLfu {
       push_back(kProbation, e);
       ++candidates;
     }
-    if (!over_capacity()) return;
-    unsigned victim_region = kProbation;
-    TinyLfuHook* victim = front(kProbation);
-    TinyLfuHook* candidate = candidates > 0 ? queues_[kProbation].head.prev : nullptr;
     auto drop = [&](TinyLfuHook* e) {
       remove(e);
       victims.push_back(e);
     };
+    TinyLfuHook* candidate = candidates > 0 ? queues_[kProbation].head.prev : nullptr;
     while (over_capacity()) {
-      if (candidates == 0) candidate = nullptr;
-      if (candidate == nullptr && victim == nullptr) {
-        // Probation is spent: fall back to protected, then to the window.
-        if (victim_region == kProbation) {
-          victim_region = kProtected;
-        } else if (victim_region == kProtected) {
-          victim_region = kWindow;
-        } else {
-          break;  // nothing left (cannot happen while over capacity)
-        }
-        victim = front(victim_region);
+      if (candidates == 0 || candidate == nullptr) {
+        // No candidate left to judge: the LRU entry of probation goes, else protected's, else
+        // the window's.
+        TinyLfuHook* v = front(kProbation);
+        if (v == nullptr) v = front(kProtected);
+        if (v == nullptr) v = front(kWindow);
+        if (v == nullptr) break;  // cannot happen while over capacity
+        drop(v);
         continue;
       }
-      if (candidate == victim) {
-        // The victim (always probation's LRU entry) reached the candidates: no contest left.
-        TinyLfuHook* e = victim;
-        victim = newer(victim);
-        candidate = nullptr;
-        candidates = 0;
-        drop(e);
-        continue;
-      }
-      if (victim == nullptr) {
-        TinyLfuHook* e = candidate;
-        candidate = older(candidate);
-        --candidates;
-        drop(e);
-        continue;
-      }
-      if (candidate == nullptr) {
-        TinyLfuHook* e = victim;
-        victim = newer(victim);
-        drop(e);
-        continue;
-      }
+      TinyLfuHook* victim = pick_victim(candidate);
       --candidates;
-      if (admit(candidate->key_hash, victim->key_hash)) {
-        TinyLfuHook* e = victim;
-        victim = newer(victim);
-        drop(e);
+      if (victim != nullptr && admit(candidate->key_hash, victim->key_hash)) {
+        drop(victim);  // first: the victim may be the candidate's older neighbour
         candidate = older(candidate);
       } else {
         TinyLfuHook* e = candidate;
@@ -401,6 +377,24 @@ class WTinyLfu {
         drop(e);
       }
     }
+  }
+
+  /// The least frequent of the kVictimSample oldest entries of probation (other than `skip`), the
+  /// oldest among equals; null if probation holds nothing else.
+  TinyLfuHook* pick_victim(TinyLfuHook* skip) noexcept {
+    TinyLfuHook* best = nullptr;
+    unsigned best_frequency = 16;
+    unsigned seen = 0;
+    for (TinyLfuHook* p = front(kProbation); p != nullptr && seen < kVictimSample; p = newer(p)) {
+      if (p == skip) continue;
+      ++seen;
+      const unsigned f = sketch_.frequency(p->key_hash);
+      if (f < best_frequency) {
+        best = p;
+        best_frequency = f;
+      }
+    }
+    return best;
   }
 
   /// TinyLFU: the candidate enters if its key was requested more often than the victim's. A warm
@@ -454,9 +448,9 @@ class WTinyLfu {
 /// kShadowEntries shadow nodes.
 class WindowTuner {
  public:
-  static constexpr double kShares[] = {0, 0.02, 0.08, 0.20, 0.45, 0.85};
+  static constexpr double kShares[] = {0, 0.01, 0.03, 0.08, 0.20, 0.45, 0.85};
   static constexpr std::size_t kCount = std::size(kShares);
-  static constexpr std::size_t kShadowEntries = 1024;
+  static constexpr std::size_t kShadowEntries = 512;
 
   explicit WindowTuner(const WTinyLfu::Config& main) {
     const double rate =
