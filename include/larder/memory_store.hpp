@@ -186,6 +186,9 @@ class MemoryStore final : public Store {
     std::lock_guard lock{policy_mutex_};
     if (old_table != nullptr) retire(old_table);
     if (old != nullptr) release_locked(old);
+    // The buffered reads first, so the policy weighs the new entry against frequencies that
+    // include them (Caffeine drains its read buffer before a write, too).
+    drain_reads_locked();
     admit_locked(node);
     // Done with old and node: leave the read section, or this thread's own stale announcement would
     // keep the epoch from moving in the maintenance below.
