@@ -15,3 +15,12 @@ if(TARGET larder_httplib)
   target_compile_definitions(larder_api_tests PRIVATE
     LARDER_API_SERVER_BIN="$<TARGET_FILE:api_server>")
 endif()
+
+# [redis] JsonCache over a real redis-server, and the API example in --redis mode.
+if(TARGET larder_httplib AND TARGET larder_redis)
+  larder_add_test(larder_json_redis_tests LABEL redis SOURCES json_redis_test.cpp
+    LIBS api_lib larder::redis PkgConfig::hiredis TIMEOUT 300)
+  add_dependencies(larder_json_redis_tests api_server)
+  target_compile_definitions(larder_json_redis_tests PRIVATE
+    LARDER_API_SERVER_BIN="$<TARGET_FILE:api_server>")
+endif()

@@ -5,6 +5,7 @@
 // never loses the caller's text; invalid IDs throw; written() invalidates or re-warms.
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <larder/json_cache.hpp>
 #include <larder/larder.hpp>
@@ -12,6 +13,7 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -47,6 +49,13 @@ class FooRepository {
   using id_type = std::int64_t;
 
   std::vector<Foo> get_many(std::span<const std::int64_t> ids) {
+    {
+      std::unique_lock gate{gate_mutex_};
+      ++inside_;
+      gate_cv_.notify_all();
+      gate_cv_.wait(gate, [this] { return gate_open_; });
+      --inside_;
+    }
     std::lock_guard lock{mutex_};
     ++calls;
     asked.insert(asked.end(), ids.begin(), ids.end());
@@ -90,9 +99,30 @@ class FooRepository {
     return last_ids;
   }
 
+  /// While closed, get_many blocks (to hold a warming in the middle of its work).
+  void close_gate() {
+    std::lock_guard gate{gate_mutex_};
+    gate_open_ = false;
+  }
+  void open_gate() {
+    {
+      std::lock_guard gate{gate_mutex_};
+      gate_open_ = true;
+    }
+    gate_cv_.notify_all();
+  }
+  void wait_inside(int n) {
+    std::unique_lock gate{gate_mutex_};
+    gate_cv_.wait(gate, [&] { return inside_ >= n; });
+  }
+
   std::atomic<bool> failing{false};
 
  private:
+  std::mutex gate_mutex_;
+  std::condition_variable gate_cv_;
+  bool gate_open_ = true;
+  int inside_ = 0;
   std::mutex mutex_;
   std::map<std::int64_t, Foo> rows;
   int calls = 0;
@@ -370,6 +400,37 @@ TEST_CASE("JsonCache: written() invalidates, or re-warms through an attached war
     foos.written(1);
     CHECK(foos.get(1)->view() == fresh_dump(repo, 1));
   }
+}
+
+TEST_CASE("JsonCache: a warmer stopped with queued re-warms drops those texts, not the writes",
+          "[json]") {
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 3);
+  larder::JsonCache<Foo> foos{store, "Foo", repo, {}, {.on_write = larder::OnWrite::rewarm}};
+  REQUIRE(foos.get(1));
+  REQUIRE(foos.get(2));
+  std::optional<larder::Warmer<std::int64_t>> warmer;
+  warmer.emplace(foos, larder::WarmerOptions{.workers = 1});
+
+  repo.close_gate();
+  repo.touch(1);
+  foos.written(1);  // the pump takes it and blocks in the repository
+  repo.wait_inside(1);
+  repo.touch(2);
+  foos.written(2);                                                       // queued behind it
+  std::thread stopper{[&] { warmer->stop(larder::StopMode::cancel); }};  // as its destructor does
+  while (warmer->progress().cancelled < 1) std::this_thread::yield();
+  repo.open_gate();  // 1 finishes; stop() returns once its pump has ended
+  stopper.join();
+  CHECK(warmer->progress().done == 1);
+  warmer.reset();
+
+  const int calls = repo.call_count();
+  CHECK(foos.get(1)->view() == fresh_dump(repo, 1));  // re-warmed before the warmer ended
+  CHECK(repo.call_count() == calls);
+  CHECK(foos.get(2)->view() == fresh_dump(repo, 2));  // dropped from the queue: invalidated,
+  CHECK(repo.call_count() == calls + 1);              // so computed fresh on read, not stale
 }
 
 TEST_CASE("JsonCache: warm_all fills every entity; a later list makes no repository call",
