@@ -12,8 +12,9 @@
 // it, so the lossy read buffers, their batched replay and the store's W-TinyLFU
 // (detail/store_policy.hpp) are all in the figure; the targets are judged on it. `policy` drives
 // detail::StorePolicy directly, every access in order (the same policy code without the table and
-// the buffers), and shows the window share it ended with. --window SHARE drives the policy with a
-// fixed window share and no adaptation (0.01 is Caffeine 2.6's configuration).
+// the buffers), and shows the window share and admission margin it ended with (window/m). --window
+// SHARE drives the policy with a fixed window share and no adaptation (0.01 is Caffeine 2.6's
+// configuration).
 //
 // OPT with bypass: on a miss with a full cache, the entry (resident or the requested one) whose
 // next request is furthest away is the one not kept; that is the best any policy can do, admission
@@ -213,6 +214,7 @@ std::uint64_t key_hash(std::uint64_t k) {
 struct Replay {
   double hit_ratio = 0;
   double window = 0;  // the window's final share (policy driver only; -1 otherwise)
+  int margin = 0;     // the final admission margin (policy driver only)
 };
 
 /// Through the real store, get-or-put as Cached does (no TTL pressure: entries live for a year).
@@ -275,7 +277,7 @@ Replay replay_policy(const Trace& t, std::size_t capacity) {
   }
   policy.check_invariants();
   return {static_cast<double>(hits) / static_cast<double>(t.ids.size()),
-          policy.policy().window_fraction()};
+          policy.policy().window_fraction(), policy.policy().admission_margin()};
 }
 
 // ---- synthetic workloads ------------------------------------------------------------------------
@@ -457,6 +459,7 @@ Options parse(int argc, char** argv) {
 
 struct Row {
   double store = NAN, policy = NAN, lru = 0, opt = 0, window = -1;
+  int margin = 0;
   /// The figure the targets are judged on: the store's, else the policy's.
   double larder() const { return std::isnan(store) ? policy : store; }
 };
@@ -469,6 +472,7 @@ Row measure(const Trace& t, const std::vector<std::uint32_t>& next, std::size_t 
     const Replay p = replay_policy(t, size);
     r.policy = 100 * p.hit_ratio;
     r.window = p.window;
+    r.margin = p.margin;
   }
   r.lru = 100 * lru_hits(t, size);
   r.opt = 100 * opt_hits(t, next, size);
@@ -483,11 +487,11 @@ void print_percent(double v) {
   }
 }
 
-void print_window(double w) {
+void print_window(double w, int margin) {
   if (w < 0) {
-    std::printf(" %7s", "-");
+    std::printf(" %10s", "-");
   } else {
-    std::printf(" %6.1f%%", 100 * w);
+    std::printf(" %5.1f%% %+d", 100 * w, margin);
   }
 }
 
@@ -498,15 +502,16 @@ int main(int argc, char** argv) try {
   const auto started = std::chrono::steady_clock::now();
   std::printf(
       "# larder trace replay. store: hit %% through larder::MemoryStore (find, put on a miss);\n"
-      "# policy: detail::StorePolicy driven directly (window: its final window share%s).\n"
+      "# policy: detail::StorePolicy driven directly (window/m: its final window share and "
+      "admission margin%s).\n"
       "# Targets are judged on the store column when it is run.\n",
       fixed_window >= 0 ? ", fixed by --window" : "");
   bool all_pass = true;
   if (o.run_traces) {
     const auto sizes = read_sizes(o.traces);
     const auto& caffeine = caffeine_262();
-    std::printf("\n%-12s %7s %9s %8s %8s %8s %8s %8s %8s %8s %7s\n", "trace", "size", "requests",
-                "store", "policy", "LRU", "OPT", "Caffeine", "vs OPT", "vs best", "window");
+    std::printf("\n%-12s %7s %9s %8s %8s %8s %8s %8s %8s %8s %10s\n", "trace", "size", "requests",
+                "store", "policy", "LRU", "OPT", "Caffeine", "vs OPT", "vs best", "window/m");
     double gap_sum = 0;
     int rows = 0, bad_rows = 0;
     for (const auto& [name, list] : sizes) {
@@ -527,7 +532,7 @@ int main(int argc, char** argv) try {
         print_percent(r.opt);
         print_percent(caff);
         std::printf(" %+8.2f %+8.2f", r.larder() - r.opt, vs_best);
-        print_window(r.window);
+        print_window(r.window, r.margin);
         std::printf("%s\n", vs_best < -1.0 ? "  << more than 1 point below best" : "");
         std::fflush(stdout);
         gap_sum += r.opt - r.larder();
@@ -548,8 +553,8 @@ int main(int argc, char** argv) try {
   }
   if (o.run_synthetic) {
     std::printf("\nsynthetic: %zu requests, %zu entries\n", kSynthRequests, kSynthEntries);
-    std::printf("%-20s %9s %8s %8s %8s %8s %8s %8s %7s\n", "workload", "keys", "store", "policy",
-                "LRU", "OPT", "vs OPT", "vs LRU", "window");
+    std::printf("%-20s %9s %8s %8s %8s %8s %8s %8s %10s\n", "workload", "keys", "store", "policy",
+                "LRU", "OPT", "vs OPT", "vs LRU", "window/m");
     std::vector<Trace> synth;
     for (const double s : {0.6, 0.8, 0.99, 1.2}) synth.push_back(zipf_trace(s, 42));
     synth.push_back(zipf_scan_trace(43));
@@ -566,7 +571,7 @@ int main(int argc, char** argv) try {
       print_percent(r.lru);
       print_percent(r.opt);
       std::printf(" %+8.2f %+8.2f", r.larder() - r.opt, r.larder() - r.lru);
-      print_window(r.window);
+      print_window(r.window, r.margin);
       std::printf("\n");
       std::fflush(stdout);
       if (t.name == "zipf-0.99") zipf99 = r.larder() / 100;

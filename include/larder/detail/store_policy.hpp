@@ -3,8 +3,9 @@
 //
 // The store bounds entries by count (max_entries) and by weight (max_weight, 0 = unbounded). This
 // adapter is the one place that knows the policy's interface; the store sees insert (returns
-// victims), access, remove, and the totals. The policy is W-TinyLFU with a hill-climbing window
-// (detail/tinylfu.hpp); bench/trace_replay.cpp measures it against LRU and Belady's OPT.
+// victims), access, remove, and the totals. The policy is W-TinyLFU whose window share and
+// admission margin are chosen by miniature simulations (detail/tinylfu.hpp); bench/trace_replay.cpp
+// measures it against LRU and Belady's OPT.
 #pragma once
 
 #include <concepts>

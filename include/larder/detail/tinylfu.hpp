@@ -3,16 +3,19 @@
 //
 // Three LRU queues share the capacity: a small admission *window* that every new entry enters, and
 // a segmented LRU *main* space (probation, protected). When the window overflows, its LRU entry
-// moves to probation as a *candidate*; when the whole cache overflows, the candidate meets the LRU
-// entry of probation (the *victim*) and the one a count-min sketch says was requested less often
-// leaves. So a burst of one-off keys (a scan) passes through the window and out again, while keys
-// with a history stay. The window's share of the capacity is tuned at run time by a hill climber
-// on the sampled hit ratio: recency-heavy workloads (loops, shifting hot sets) grow the window
-// towards plain LRU, frequency-heavy ones (Zipf) shrink it towards plain TinyLFU.
+// moves to probation as a *candidate*; when the whole cache overflows, the candidate meets a
+// *victim* (the least frequent of probation's four oldest entries) and the one a count-min sketch
+// says was requested less often leaves. So a burst of one-off keys (a scan) passes through the
+// window and out again, while keys with a history stay. The window's share of the capacity and
+// the admission margin (how far the candidate must lead) are tuned at run time by miniature
+// simulations on a sample of the keys (ShadowTuner): recency-heavy workloads (shifting hot sets)
+// grow the window towards plain LRU, frequency-heavy ones (Zipf, loops longer than the cache)
+// shrink it towards plain TinyLFU.
 //
 // Single-threaded: the owner serializes every call (the memory store calls it under its policy
 // lock). Every operation is O(1) amortized: the sketch's aging touches the whole table once per
-// 10 x capacity additions, and a window resize moves entries lazily, one eviction at a time.
+// 10 x capacity additions, a window resize moves entries lazily, one eviction at a time, and the
+// shadows cost a bounded number of shadow operations per request.
 #pragma once
 
 #include <algorithm>
@@ -142,13 +145,14 @@ struct TinyLfuHook {
   }
 };
 
-class WindowTuner;
+class ShadowTuner;
 
 /// W-TinyLFU over TinyLfuHook nodes, bounded by count and (optionally) by total weight.
 ///
 /// Beyond Caffeine 2.6's W-TinyLFU: the sketch uses conservative update, the victim a candidate
 /// meets is the least frequent of probation's four oldest entries (not just the oldest), and the
-/// window's share is chosen by WindowTuner's miniature simulations instead of being fixed at 1%.
+/// window's share and the admission margin are chosen by ShadowTuner's miniature simulations
+/// instead of being fixed (Caffeine 2.6: a 1% window, margin 0).
 class WTinyLfu {
  public:
   enum Region : std::uint8_t { kWindow = 0, kProbation = 1, kProtected = 2, kNone = 3 };
@@ -158,11 +162,15 @@ class WTinyLfu {
     std::uint64_t max_weight = 0;  // 0: no bound by weight
     /// The window's starting share of the capacity (Caffeine's 1%).
     double initial_window = 0.01;
-    /// Tune the window by hill climbing (false: keep initial_window, as Caffeine 2.6 did).
+    /// Tune the window share and the admission margin by miniature simulation (false: keep
+    /// initial_window and admission_margin, as Caffeine 2.6 did with 1% and 0).
     bool adaptive = true;
     /// Seeds the generator of the rare random admissions (hash-flooding defence): a fixed seed
     /// makes the policy deterministic.
     std::uint64_t seed = 0x5eed;
+    /// The candidate needs a frequency above the victim's plus this (-1, 0 or 1) to enter; the
+    /// shadow tuner moves it when adaptive. 0 is TinyLFU's rule and the start.
+    int admission_margin = 0;
   };
 
   explicit WTinyLfu(Config config)
@@ -172,7 +180,7 @@ class WTinyLfu {
         window_{std::clamp(config.initial_window, 0.0, 1.0)} {
     for (auto& q : queues_) q.head.prev = q.head.next = &q.head;
     apply_window();
-    if (config.adaptive) tuner_ = std::make_unique<WindowTuner>(config);
+    if (config.adaptive) tuner_ = std::make_unique<ShadowTuner>(config);
   }
   ~WTinyLfu();
   WTinyLfu(const WTinyLfu&) = delete;
@@ -221,6 +229,8 @@ class WTinyLfu {
   std::uint64_t weight() const noexcept { return weight_; }
   /// The window's current share of the capacity, in [0, 1].
   double window_fraction() const noexcept { return window_; }
+  int admission_margin() const noexcept { return margin_; }
+  void set_admission_margin(int margin) noexcept { margin_ = std::clamp(margin, -1, 1); }
   /// Sets the window's share (clamped to [0, 1]); entries move lazily, as evictions happen.
   void set_window_fraction(double share) noexcept {
     window_ = std::clamp(share, 0.0, 1.0);
@@ -397,13 +407,14 @@ class WTinyLfu {
     return best;
   }
 
-  /// TinyLFU: the candidate enters if its key was requested more often than the victim's. A warm
+  /// TinyLFU: the candidate enters if its key was requested more often than the victim's (by more
+  /// than the admission margin: -1 admits on a tie, +1 wants a lead of two). A warm
   /// candidate that loses still enters with probability 1/128, so an attacker who floods the
   /// sketch to make one victim look hot cannot lock new keys out forever (Caffeine's defence).
   bool admit(std::uint32_t candidate, std::uint32_t victim) noexcept {
     const unsigned cf = sketch_.frequency(candidate);
     const unsigned vf = sketch_.frequency(victim);
-    if (cf > vf) return true;
+    if (static_cast<int>(cf) > static_cast<int>(vf) + margin_) return true;
     if (cf < kWarmCandidate) return false;
     return (next_random() & 127) == 0;
   }
@@ -415,7 +426,7 @@ class WTinyLfu {
     return rng_ * 0x2545f4914f6cdd1dULL;
   }
 
-  friend class WindowTuner;
+  friend class ShadowTuner;
   void record(const TinyLfuHook* n) noexcept;  // defined after WindowTuner
 
   Config config_;
@@ -431,28 +442,43 @@ class WTinyLfu {
   std::size_t protected_count_ = 0;
   std::uint64_t protected_weight_ = 0;
 
-  std::unique_ptr<WindowTuner> tuner_;
+  int margin_ = std::clamp(config_.admission_margin, -1, 1);
+  std::unique_ptr<ShadowTuner> tuner_;
 };
 
-/// Chooses the window's share by miniature simulation: a few shadow W-TinyLFU caches, each with a
-/// fixed window share from 1% (frequency-heavy) to 90% (nearly LRU), replay a spatially sampled
-/// subset of the requests (the keys whose hash falls in a fixed fraction R of the hash space,
-/// SHARDS-style) with R times the capacity. Every period (ten shadow capacities of sampled
-/// requests) the real cache takes the share of the shadow with the most hits, counted with
-/// exponential decay (each period weighs half the one after it). All shadows see the same requests
-/// at the same time, so the comparison is free of the drift that makes a hill climber, which
-/// compares one configuration now with another one earlier, chase noise.
+/// Chooses the window's share and the admission margin by miniature simulation.
 ///
-/// Cost: each sampled request is replayed in every shadow: kShares x R policy operations per
-/// request, where R = min(1, kShadowEntries / max_entries). Memory: at most kShares x
-/// kShadowEntries shadow nodes.
-class WindowTuner {
+/// Shadow W-TinyLFU caches replay a spatially sampled subset of the requests: the keys whose
+/// remixed hash falls in a fixed fraction R = min(1, kShadowEntries / max_entries) of the hash
+/// space, against R times the bounds (SHARDS-style: a sampled key's whole history is in the
+/// sample, so a shadow behaves like a scaled-down copy of the real cache). Seven shadows differ in
+/// the window share, from 0% (pure TinyLFU) to 85% (nearly LRU), all with the current admission
+/// margin; three more run the current share with margins -1 (admit on a tie: leans to recency), 0
+/// (TinyLFU's rule) and +1 (keep the incumbent unless the newcomer leads by two: steadier, which
+/// loops and stable popularity reward). Every period (ten shadow capacities of
+/// sampled requests) the real cache moves to the best share and to the best margin, each on hits
+/// counted with exponential decay (a period weighs half the next), and only if the lead exceeds
+/// the square root of the two scores (the Poisson noise of the counts), so ties do not make it
+/// flap. All shadows see the same requests at the same time, so a comparison has none of the drift
+/// that makes a hill climber (one configuration now against another one earlier) chase noise.
+///
+/// Cost: a sampled request is replayed in every shadow, kShadows x R policy operations per
+/// request (0.5 at 10,000 entries; 10 for a store of at most 512 entries). Memory: kShadows x
+/// (R x max_entries + 1) hooks of 32 bytes plus index slots and sketches, under 400 KB.
+class ShadowTuner {
  public:
   static constexpr double kShares[] = {0, 0.01, 0.03, 0.08, 0.20, 0.45, 0.85};
-  static constexpr std::size_t kCount = std::size(kShares);
+  static constexpr std::size_t kWindows = std::size(kShares);
+  static constexpr std::size_t kShadows = kWindows + 3;  // + one per margin
   static constexpr std::size_t kShadowEntries = 512;
 
-  explicit WindowTuner(const WTinyLfu::Config& main) {
+  struct Choice {
+    double share;
+    int margin;
+  };
+
+  explicit ShadowTuner(const WTinyLfu::Config& main)
+      : margin_{std::clamp(main.admission_margin, -1, 1)} {
     const double rate =
         std::min(1.0, static_cast<double>(kShadowEntries) / static_cast<double>(main.max_entries));
     threshold_ = static_cast<std::uint64_t>(rate * 65536.0);
@@ -463,123 +489,148 @@ class WindowTuner {
             ? std::uint64_t{0}
             : std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::llround(
                                              rate * static_cast<double>(main.max_weight))));
-    for (std::size_t i = 0; i < kCount; ++i) {
-      sims_[i] = std::make_unique<WTinyLfu>(WTinyLfu::Config{.max_entries = entries,
-                                                             .max_weight = weight,
-                                                             .initial_window = kShares[i],
-                                                             .adaptive = false,
-                                                             .seed = main.seed + i + 1});
+    current_ = kWindows;  // the share nearest the main cache's start
+    for (std::size_t i = 0; i < kWindows; ++i)
+      if (current_ == kWindows || std::abs(kShares[i] - main.initial_window) <
+                                      std::abs(kShares[current_] - main.initial_window))
+        current_ = i;
+    for (std::size_t i = 0; i < kShadows; ++i) {
+      const bool margin_shadow = i >= kWindows;
+      shadows_[i].init(
+          WTinyLfu::Config{.max_entries = entries,
+                           .max_weight = weight,
+                           .initial_window = kShares[margin_shadow ? current_ : i],
+                           .adaptive = false,
+                           .seed = main.seed + i + 1,
+                           .admission_margin = margin_shadow ? margin_of(i) : margin_});
     }
+    victims_.reserve(entries + 2);  // at most every entry and the new one: no allocation later
     period_ = 10 * static_cast<std::uint64_t>(entries);
-    nodes_.resize(kCount * entries + 2);
-    free_.reserve(nodes_.size());
-    for (std::size_t i = nodes_.size(); i-- > 0;) free_.push_back(static_cast<std::uint32_t>(i));
-    slots_.assign(std::bit_ceil(2 * nodes_.size()), kEmpty);  // load factor <= 1/2
-    slot_mask_ = slots_.size() - 1;
   }
 
-  /// One request for `key` (an entry of `weight`). Returns the share to use from now on, or a
-  /// negative number while the current period lasts.
-  double record(std::uint32_t key, std::uint64_t weight) {
+  /// One request for `key` (an entry of `weight`). True at the end of a period: `out` then holds
+  /// the share and margin to use from now on.
+  bool record(std::uint32_t key, std::uint64_t weight, Choice& out) noexcept {
     std::uint64_t h = key * 0x9e3779b97f4a7c15ULL;
     h ^= h >> 29;
-    if ((h >> 48) >= threshold_) return -1;
-    std::size_t slot = home(key);
-    while (slots_[slot] != kEmpty && nodes_[slots_[slot]].key != key)
-      slot = (slot + 1) & slot_mask_;
-    if (slots_[slot] == kEmpty) {
-      slots_[slot] = free_.back();
-      free_.pop_back();
-      nodes_[slots_[slot]].key = key;
-      nodes_[slots_[slot]].resident = 0;
-    }
-    Node& n = nodes_[slots_[slot]];
-    for (std::size_t i = 0; i < kCount; ++i) {
-      TinyLfuHook& hook = n.hooks[i];
-      if ((n.resident >> i) & 1) {
-        ++hits_[i];
-        sims_[i]->access(&hook);
-        continue;
-      }
-      hook.key_hash = key;
-      hook.weight = weight;
-      n.resident = static_cast<std::uint8_t>(n.resident | (1u << i));
-      victims_.clear();
-      sims_[i]->insert(&hook, victims_);
-      for (TinyLfuHook* v : victims_) {
-        const std::size_t at =
-            static_cast<std::size_t>(reinterpret_cast<const char*>(v) -
-                                     reinterpret_cast<const char*>(nodes_.data())) /
-            sizeof(Node);
-        Node& owner = nodes_[at];
-        owner.resident = static_cast<std::uint8_t>(owner.resident & ~(1u << i));
-        if (owner.resident == 0 && &owner != &n) release(at);
-      }
-    }
-    if (n.resident == 0) release(static_cast<std::size_t>(&n - nodes_.data()));
-    if (++sampled_ < period_) return -1;
+    if ((h >> 48) >= threshold_) return false;
+    for (Shadow& s : shadows_) s.request(key, weight, victims_);
+    if (++sampled_ < period_) return false;
     sampled_ = 0;
+    for (Shadow& s : shadows_) s.end_period();
+    // The share: the best window shadow, if its lead is more than noise.
     std::size_t best = current_;
-    for (std::size_t i = 0; i < kCount; ++i) {
-      score_[i] = score_[i] / 2 + static_cast<double>(hits_[i]);
-      hits_[i] = 0;
+    for (std::size_t i = 0; i < kWindows; ++i)
+      if (shadows_[i].score > shadows_[best].score) best = i;
+    if (!clear_lead(shadows_[best].score, shadows_[current_].score)) best = current_;
+    // The margin: the best of the three margin shadows (all at the current share), if its lead
+    // over the current margin's is more than noise.
+    int margin = margin_;
+    for (std::size_t i = kWindows; i < kShadows; ++i)
+      if (shadows_[i].score > shadows_[margin_shadow(margin)].score) margin = margin_of(i);
+    if (!clear_lead(shadows_[margin_shadow(margin)].score, shadows_[margin_shadow(margin_)].score))
+      margin = margin_;
+    if (margin != margin_) {
+      margin_ = margin;
+      for (std::size_t i = 0; i < kWindows; ++i) shadows_[i].cache->set_admission_margin(margin_);
     }
-    for (std::size_t i = 0; i < kCount; ++i)
-      if (score_[i] > score_[best]) best = i;
-    if (best != current_ &&
-        score_[best] - score_[current_] <= std::sqrt(score_[best] + score_[current_]))
-      best = current_;
-    current_ = best;
-    return kShares[best];
+    if (best != current_) {
+      current_ = best;
+      for (std::size_t i = kWindows; i < kShadows; ++i)
+        shadows_[i].cache->set_window_fraction(kShares[current_]);
+    }
+    out = {kShares[current_], margin_};
+    return true;
   }
 
  private:
-  struct Node {
-    std::uint32_t key = 0;
-    std::uint8_t resident = 0;  // bit i: held by shadow i
-    TinyLfuHook hooks[kCount];
-  };
-  static constexpr std::uint32_t kEmpty = ~std::uint32_t{0};
+  /// One shadow cache with its own fixed pool of hooks and key index (open addressing).
+  struct Shadow {
+    std::unique_ptr<WTinyLfu> cache;
+    std::vector<TinyLfuHook> hooks;  // never resized after init: the cache links into it
+    std::vector<std::uint32_t> free;
+    std::vector<std::uint32_t> slots;  // hook index + 1; 0 = empty
+    std::size_t mask = 0;
+    std::uint64_t hits = 0;
+    double score = 0;  // hits counted with decay
 
-  std::size_t home(std::uint32_t key) const noexcept {
-    return static_cast<std::size_t>((key * 0x9e3779b97f4a7c15ULL) >> 32) & slot_mask_;
-  }
-  /// Frees the node and deletes its slot (linear probing with backward-shift deletion).
-  void release(std::size_t at) {
-    std::size_t hole = home(nodes_[at].key);
-    while (slots_[hole] != at) hole = (hole + 1) & slot_mask_;
-    for (std::size_t next = (hole + 1) & slot_mask_; slots_[next] != kEmpty;
-         next = (next + 1) & slot_mask_) {
-      const std::size_t want = home(nodes_[slots_[next]].key);
-      // Move the entry back into the hole unless its home lies cyclically in (hole, next].
-      if (((next - want) & slot_mask_) >= ((next - hole) & slot_mask_)) {
-        slots_[hole] = slots_[next];
-        hole = next;
-      }
+    void init(const WTinyLfu::Config& config) {
+      cache = std::make_unique<WTinyLfu>(config);
+      hooks.resize(config.max_entries + 1);
+      free.reserve(hooks.size());
+      for (std::size_t i = hooks.size(); i-- > 0;) free.push_back(static_cast<std::uint32_t>(i));
+      slots.assign(std::bit_ceil(2 * hooks.size()), 0);
+      mask = slots.size() - 1;
     }
-    slots_[hole] = kEmpty;
-    free_.push_back(static_cast<std::uint32_t>(at));
+    std::size_t home(std::uint32_t key) const noexcept {
+      return static_cast<std::size_t>((key * 0x9e3779b97f4a7c15ULL) >> 32) & mask;
+    }
+    void request(std::uint32_t key, std::uint64_t weight,
+                 std::vector<TinyLfuHook*>& victims) noexcept {
+      std::size_t slot = home(key);
+      while (slots[slot] != 0 && hooks[slots[slot] - 1].key_hash != key) slot = (slot + 1) & mask;
+      if (slots[slot] != 0) {
+        ++hits;
+        cache->access(&hooks[slots[slot] - 1]);
+        return;
+      }
+      const std::uint32_t at = free.back();
+      free.pop_back();
+      slots[slot] = at + 1;
+      TinyLfuHook& hook = hooks[at];
+      hook.key_hash = key;
+      hook.weight = weight;
+      victims.clear();
+      cache->insert(&hook, victims);  // victims: capacity reserved, no allocation past warm-up
+      for (TinyLfuHook* v : victims) release(static_cast<std::size_t>(v - hooks.data()));
+    }
+    /// Deletes the hook's key (linear probing, backward-shift deletion) and frees the hook.
+    void release(std::size_t at) noexcept {
+      std::size_t hole = home(hooks[at].key_hash);
+      while (slots[hole] != at + 1) hole = (hole + 1) & mask;
+      for (std::size_t next = (hole + 1) & mask; slots[next] != 0; next = (next + 1) & mask) {
+        const std::size_t want = home(hooks[slots[next] - 1].key_hash);
+        // Move the entry back into the hole unless its home lies cyclically in (hole, next].
+        if (((next - want) & mask) >= ((next - hole) & mask)) {
+          slots[hole] = slots[next];
+          hole = next;
+        }
+      }
+      slots[hole] = 0;
+      free.push_back(static_cast<std::uint32_t>(at));
+    }
+    void end_period() noexcept {
+      score = score / 2 + static_cast<double>(hits);
+      hits = 0;
+    }
+  };
+
+  static bool clear_lead(double a, double b) noexcept { return a - b > std::sqrt(a + b); }
+
+  /// Margin shadows kWindows, +1, +2 run margins -1, 0, +1.
+  static int margin_of(std::size_t shadow) noexcept {
+    return static_cast<int>(shadow - kWindows) - 1;
+  }
+  static std::size_t margin_shadow(int margin) noexcept {
+    return kWindows + static_cast<std::size_t>(margin + 1);
   }
 
-  std::unique_ptr<WTinyLfu> sims_[kCount];
-  std::vector<Node> nodes_;  // never resized after construction: the shadows link into it
-  std::vector<std::uint32_t> free_;
-  std::vector<std::uint32_t> slots_;  // key -> node, open addressing
-  std::size_t slot_mask_ = 0;
+  Shadow shadows_[kShadows];
   std::vector<TinyLfuHook*> victims_;
+  int margin_ = 0;
+  std::size_t current_ = 0;      // index of the current share in kShares
   std::uint64_t threshold_ = 0;  // sampled when the top 16 bits of the remixed key are below
   std::uint64_t period_ = 0;
   std::uint64_t sampled_ = 0;
-  std::uint64_t hits_[kCount] = {};
-  double score_[kCount] = {};
-  std::size_t current_ = 0;
 };
 
 inline WTinyLfu::~WTinyLfu() = default;
 
 inline void WTinyLfu::record(const TinyLfuHook* n) noexcept {
-  const double share = tuner_->record(n->key_hash, n->weight);
-  if (share >= 0 && share != window_) set_window_fraction(share);
+  ShadowTuner::Choice choice{};
+  if (!tuner_->record(n->key_hash, n->weight, choice)) return;
+  margin_ = choice.margin;
+  if (choice.share != window_) set_window_fraction(choice.share);
 }
 
 }  // namespace larder::detail
