@@ -112,8 +112,8 @@ void Bus::publish(std::string_view name, std::uint64_t hash_check, std::uint64_t
 
 void Bus::stats(RedisStats& s) const noexcept {
   s.invalidations_published = published_.load(std::memory_order_relaxed);
-  s.invalidations_received = received_.load(std::memory_order_relaxed);
-  s.bus_subscriptions = subscriptions_.load(std::memory_order_relaxed);
+  s.invalidations_received = received_.load(std::memory_order_acquire);
+  s.bus_subscriptions = subscriptions_.load(std::memory_order_acquire);
   s.bus_errors = errors_.load(std::memory_order_relaxed);
   s.bus_subscribed = subscribed_.load(std::memory_order_acquire);
 }
@@ -168,11 +168,12 @@ void Bus::run() noexcept {
       if (!wait()) break;
       continue;
     }
-    subscriptions_.fetch_add(1, std::memory_order_relaxed);
-    subscribed_.store(true, std::memory_order_release);
     // Messages published before this subscription took effect are lost: drop what they might
     // have invalidated. Entries filled from now on are covered by the messages that follow.
     flush_all();
+    // Counted once flushed: whoever sees the count also sees the entries gone.
+    subscriptions_.fetch_add(1, std::memory_order_release);
+    subscribed_.store(true, std::memory_order_release);
     if (failing) {
       try {
         hooks_.log(LogLevel::info,
@@ -237,7 +238,6 @@ void Bus::deliver(std::string_view payload) {
     return;
   }
   const bool ours = m->instance == instance_;
-  if (!ours) received_.fetch_add(1, std::memory_order_relaxed);
   std::lock_guard lock{listeners_mutex_};
   for (auto& [id, l] : listeners_) {
     if (l.name != m->name || (ours && id == m->origin)) continue;
@@ -251,6 +251,8 @@ void Bus::deliver(std::string_view payload) {
       // A listener that cannot drop its entry must not stop the others (nor the thread).
     }
   }
+  // Counted once applied: whoever sees the count also sees the entries gone.
+  if (!ours) received_.fetch_add(1, std::memory_order_release);
 }
 
 void Bus::flush_all() {
