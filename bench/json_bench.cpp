@@ -105,6 +105,7 @@ BENCHMARK(BM_Json_Detail_Cached)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond)-
 /// repetitions are aggregated, else the last run) for the ratios.
 class RatioReporter : public benchmark::ConsoleReporter {
  public:
+  RatioReporter() : ConsoleReporter(::isatty(1) ? OO_ColorTabular : OO_Tabular) {}
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (const auto& r : runs) {
