@@ -175,7 +175,7 @@ class WTinyLfu {
 
   explicit WTinyLfu(Config config)
       : config_{config},
-        sketch_{initial_sketch_capacity(config)},
+        own_sketch_{initial_sketch_capacity(config)},
         rng_{config.seed | 1},
         window_{std::clamp(config.initial_window, 0.0, 1.0)} {
     for (auto& q : queues_) q.head.prev = q.head.next = &q.head;
@@ -189,9 +189,11 @@ class WTinyLfu {
   /// Adds n (n->weight and n->key_hash set) to the window, counts its key, and appends to victims
   /// the entries that must leave to respect the bounds (possibly n itself), each already removed.
   void insert(TinyLfuHook* n, std::vector<TinyLfuHook*>& victims) {
-    if (count_ >= sketch_.capacity() && sketch_.capacity() < config_.max_entries)
-      sketch_.ensure_capacity(std::min(config_.max_entries, 2 * (count_ + 1)));
-    sketch_.increment(n->key_hash);
+    if (counts_) {
+      if (count_ >= sketch_->capacity() && sketch_->capacity() < config_.max_entries)
+        sketch_->ensure_capacity(std::min(config_.max_entries, 2 * (count_ + 1)));
+      sketch_->increment(n->key_hash);
+    }
     push_back(kWindow, n);
     ++count_;
     weight_ += n->weight;
@@ -201,7 +203,7 @@ class WTinyLfu {
 
   /// A hit on n: counts its key and refreshes its recency (probation promotes it to protected).
   void access(TinyLfuHook* n) noexcept {
-    sketch_.increment(n->key_hash);
+    if (counts_) sketch_->increment(n->key_hash);
     switch (n->region) {
       case kWindow:
       case kProtected:
@@ -239,7 +241,13 @@ class WTinyLfu {
   }
   std::size_t region_count(Region r) const noexcept { return queues_[r].count; }
   std::uint64_t region_weight(Region r) const noexcept { return queues_[r].weight; }
-  const FrequencySketch& sketch() const noexcept { return sketch_; }
+  const FrequencySketch& sketch() const noexcept { return *sketch_; }
+  /// Reads frequencies from `shared` from now on and leaves the counting to its owner (the shadow
+  /// caches of one tuner all see the same requests, so one sketch serves them all).
+  void share_sketch(FrequencySketch* shared) noexcept {
+    sketch_ = shared;
+    counts_ = false;
+  }
 
   /// Throws std::logic_error if links, regions or totals disagree, or the bounds do not hold.
   void check_invariants() const {
@@ -398,7 +406,7 @@ class WTinyLfu {
     for (TinyLfuHook* p = front(kProbation); p != nullptr && seen < kVictimSample; p = newer(p)) {
       if (p == skip) continue;
       ++seen;
-      const unsigned f = sketch_.frequency(p->key_hash);
+      const unsigned f = sketch_->frequency(p->key_hash);
       if (f < best_frequency) {
         best = p;
         best_frequency = f;
@@ -412,8 +420,8 @@ class WTinyLfu {
   /// candidate that loses still enters with probability 1/128, so an attacker who floods the
   /// sketch to make one victim look hot cannot lock new keys out forever (Caffeine's defence).
   bool admit(std::uint32_t candidate, std::uint32_t victim) noexcept {
-    const unsigned cf = sketch_.frequency(candidate);
-    const unsigned vf = sketch_.frequency(victim);
+    const unsigned cf = sketch_->frequency(candidate);
+    const unsigned vf = sketch_->frequency(victim);
     if (static_cast<int>(cf) > static_cast<int>(vf) + margin_) return true;
     if (cf < kWarmCandidate) return false;
     return (next_random() & 127) == 0;
@@ -430,7 +438,9 @@ class WTinyLfu {
   void record(const TinyLfuHook* n) noexcept;  // defined after WindowTuner
 
   Config config_;
-  FrequencySketch sketch_;
+  FrequencySketch own_sketch_;
+  FrequencySketch* sketch_ = &own_sketch_;
+  bool counts_ = true;  // false: a shared sketch, counted by its owner
   std::uint64_t rng_;
   Queue queues_[3];
   std::size_t count_ = 0;
@@ -462,9 +472,10 @@ class WTinyLfu {
 /// flap. All shadows see the same requests at the same time, so a comparison has none of the drift
 /// that makes a hill climber (one configuration now against another one earlier) chase noise.
 ///
-/// Cost: a sampled request is replayed in every shadow, kShadows x R policy operations per
-/// request (0.5 at 10,000 entries; 10 for a store of at most 512 entries). Memory: kShadows x
-/// (R x max_entries + 1) hooks of 32 bytes plus index slots and sketches, under 400 KB.
+/// Cost: the shadows share one sketch (they count the same requests), counted once per sampled
+/// request; then each shadow does a lookup and a queue operation: kShadows x R of them per
+/// request, 0.5 at 10,000 entries but 10 for a store of at most 512 entries (where R = 1). Memory:
+/// kShadows x (R x max_entries + 1) hooks of 32 bytes plus their index slots, under 250 KB.
 class ShadowTuner {
  public:
   static constexpr double kShares[] = {0, 0.01, 0.03, 0.08, 0.20, 0.45, 0.85};
@@ -505,6 +516,8 @@ class ShadowTuner {
                            .admission_margin = margin_shadow ? margin_of(i) : margin_});
     }
     victims_.reserve(entries + 2);  // at most every entry and the new one: no allocation later
+    sketch_.ensure_capacity(entries);
+    for (Shadow& s : shadows_) s.cache->share_sketch(&sketch_);
     period_ = 10 * static_cast<std::uint64_t>(entries);
   }
 
@@ -514,6 +527,7 @@ class ShadowTuner {
     std::uint64_t h = key * 0x9e3779b97f4a7c15ULL;
     h ^= h >> 29;
     if ((h >> 48) >= threshold_) return false;
+    sketch_.increment(key);
     for (Shadow& s : shadows_) s.request(key, weight, victims_);
     if (++sampled_ < period_) return false;
     sampled_ = 0;
@@ -616,6 +630,7 @@ class ShadowTuner {
   }
 
   Shadow shadows_[kShadows];
+  FrequencySketch sketch_;  // the shadows' one sketch: they all count the same sampled requests
   std::vector<TinyLfuHook*> victims_;
   int margin_ = 0;
   std::size_t current_ = 0;      // index of the current share in kShares
