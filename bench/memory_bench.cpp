@@ -2,10 +2,21 @@
 // stream over 100,000 int64 keys with room for 10,000 entries, on 1 and 2 threads.
 //
 // Two kinds of benchmark, all in one run (bench/run_memory_bench.sh prints the ratios):
-//   *_Hit   every lookup hits: the stream is filtered to the keys resident after warm-up, and the
-//           floor (absl::flat_hash_map, no lock) holds exactly those keys. This is the hit cost.
-//   *_Zipf  the whole stream, get-or-insert (a miss inserts the key's value, evicting per policy):
-//           the `hit_ratio` counter is the policy's, items_per_second the mixed throughput.
+//   *_Hit   every lookup hits: the stream is the Zipf stream filtered to the keys resident in
+//   larder
+//           after warm-up (still Zipf-distributed over them), and every map (the floor and the
+//           peers) holds exactly those keys. This is the hit cost. Each iteration reads the value
+//           and passes it to DoNotOptimize. Two modes:
+//             chain:0  independent lookups (throughput: the CPU overlaps consecutive lookups);
+//             chain:1  the next key's index depends on the value just read (latency: no overlap),
+//                      as when lookups are interleaved with other work.
+//   *_Zipf  the whole stream over 100,000 keys (misses happen). larder and the peers get-or-insert
+//           (a miss inserts the key's value, evicting per policy): the `hit_ratio` counter is the
+//           policy's, items_per_second the mixed throughput. The floor only looks up (it holds the
+//           keys larder holds and never changes).
+// The floor is absl::flat_hash_map<int64, int64> with no lock, no eviction and no reference count
+// (Floor); FloorPtr keeps each value in its own heap allocation, as a cache of shared values does,
+// and dereferences it.
 // BM_*_BytesPerEntry: heap bytes per entry (mallinfo2 delta over 10,000 entries), and `overhead`,
 // the same minus the 16 bytes of an int64 key and an int64 value.
 //
@@ -71,6 +82,20 @@ std::size_t start_of(const benchmark::State& state) {
   return static_cast<std::size_t>(state.thread_index()) * (kStream / 2 + 12'345);
 }
 
+/// The stream position after reading value v. With chain, the position depends on v (it never
+/// changes it: no value equals kNever), so the CPU cannot start the next lookup before this one
+/// ends.
+std::int64_t never_value() {
+  std::int64_t v = -1;  // compute() of a stream key is never negative
+  benchmark::DoNotOptimize(v);
+  return v;
+}
+inline std::size_t advance(std::size_t i, std::int64_t v, bool chain, std::int64_t never,
+                           std::size_t size) {
+  i += 1 + static_cast<std::size_t>(chain && v == never);
+  return i >= size ? 0 : i;
+}
+
 /// hit_ratio: hits / lookups of this run, averaged over threads.
 void report_hits(benchmark::State& state, std::uint64_t hits) {
   state.counters["hit_ratio"] =
@@ -110,18 +135,44 @@ LarderFixture& larder_fixture() {
   return f;
 }
 
+/// The hit loop every *_Hit benchmark runs: get(key) returns the value read.
+template <class Get>
+void hit_loop(benchmark::State& state, const std::vector<std::int64_t>& s, Get get) {
+  const bool chain = state.range(0) != 0;
+  const std::int64_t never = never_value();
+  std::size_t i = start_of(state) % s.size();
+  for (auto _ : state) {
+    const std::int64_t v = get(s[i]);
+    benchmark::DoNotOptimize(v);
+    i = advance(i, v, chain, never, s.size());
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+
 void BM_Cached_Hit(benchmark::State& state) {
   auto& f = larder_fixture();
-  const auto& s = f.resident_stream;
-  std::size_t i = start_of(state) % s.size();
-  std::int64_t sum = 0;
-  for (auto _ : state) {
-    auto r = f.cached(s[i]);
-    sum += *r;
-    if (++i == s.size()) i = 0;
+  hit_loop(state, f.resident_stream, [&](std::int64_t k) {
+    auto r = f.cached(k);
+    return *r;
+  });
+}
+
+/// The same cache, keyed by an entity and a param (two key parts).
+std::int64_t compute2(std::int64_t id, int limit) { return id * 2 + limit; }
+using Cached2Fn = larder::Cached<std::int64_t (*)(std::int64_t, int)>;
+struct Larder2Fixture {
+  larder::MemoryStore store{{.max_entries = kEntries}};
+  Cached2Fn cached{store, "Bench", "compute2", &compute2};
+  Larder2Fixture() {
+    for (auto k : larder_fixture().resident_stream) benchmark::DoNotOptimize(cached(k, 10));
   }
-  benchmark::DoNotOptimize(sum);
-  state.SetItemsProcessed(state.iterations());
+};
+void BM_Cached_Hit_EntityParam(benchmark::State& state) {
+  static Larder2Fixture f;
+  hit_loop(state, larder_fixture().resident_stream, [&](std::int64_t k) {
+    auto r = f.cached(k, 10);
+    return *r;
+  });
 }
 
 /// The store directly, as Cached calls it (hash and typed key equality, no key rendering).
@@ -135,6 +186,14 @@ struct StoreHandle {
   std::optional<larder::Found<std::int64_t>> find(std::int64_t k, larder::TimePoint now) const {
     return store.find<Key, std::int64_t>(
         ns, hash(k), [k](const Key& key) { return std::get<0>(key) == k; }, now);
+  }
+  /// The hit path (MemoryStore::read): the value, or -1 for a miss.
+  std::int64_t read(std::int64_t k, larder::TimePoint now) const {
+    std::int64_t out = -1;
+    store.read<Key, std::int64_t>(
+        ns, hash(k), [k](const Key& key) { return std::get<0>(key) == k; }, now,
+        [&](const std::int64_t& v, const larder::Stamps&) { out = v; });
+    return out;
   }
   void put(std::int64_t k, larder::TimePoint now) const {
     store.put<Key, std::int64_t>(
@@ -153,9 +212,9 @@ struct StoreFixture {
     const auto& s = zipf_stream();
     for (int pass = 0; pass < 2; ++pass)
       for (auto k : s)
-        if (!h.find(k, now)) h.put(k, now);
+        if (h.read(k, now) < 0) h.put(k, now);
     for (auto k : s) {
-      if (h.find(k, now)) resident_stream.push_back(k);
+      if (h.read(k, now) >= 0) resident_stream.push_back(k);
       if (resident_stream.size() == kStream / 2) break;
     }
   }
@@ -166,19 +225,11 @@ StoreFixture& store_fixture() {
   return f;
 }
 
+/// The store's hit path as Cached uses it (read, no key rendering), reading the clock per call.
 void BM_MemoryStore_Hit(benchmark::State& state) {
   auto& f = store_fixture();
-  const auto& s = f.resident_stream;
-  const auto now = larder::SystemClock::instance().now();
-  std::size_t i = start_of(state) % s.size();
-  std::int64_t sum = 0;
-  for (auto _ : state) {
-    auto r = f.h.find(s[i], now);
-    sum += *r->value;
-    if (++i == s.size()) i = 0;
-  }
-  benchmark::DoNotOptimize(sum);
-  state.SetItemsProcessed(state.iterations());
+  hit_loop(state, f.resident_stream,
+           [&](std::int64_t k) { return f.h.read(k, larder::SystemClock::instance().now()); });
 }
 
 void BM_MemoryStore_Zipf(benchmark::State& state) {
@@ -189,9 +240,9 @@ void BM_MemoryStore_Zipf(benchmark::State& state) {
   std::uint64_t hits = 0;
   for (auto _ : state) {
     const auto now = larder::SystemClock::instance().now();
-    if (auto r = f->h.find(s[i], now)) {
+    if (const std::int64_t v = f->h.read(s[i], now); v >= 0) {
       ++hits;
-      benchmark::DoNotOptimize(*r->value);
+      benchmark::DoNotOptimize(v);
     } else {
       f->h.put(s[i], now);
     }
@@ -217,45 +268,49 @@ void BM_Cached_Zipf(benchmark::State& state) {
 // ---- the floor and the peers
 // ----------------------------------------------------------------------
 
-/// No lock, no eviction, no reference count: a find and a dereference. Holds the same keys that the
-/// larder store holds after warm-up, and runs over the same all-hit stream.
-void BM_Baseline_FlatHashMap_Hit(benchmark::State& state) {
+/// No lock, no eviction, no reference count: a find and a read of the value. Holds the keys the
+/// larder store holds after warm-up, on the same all-hit stream.
+const absl::flat_hash_map<std::int64_t, std::int64_t>& floor_map() {
   static const auto* map = [] {
     auto* m = new absl::flat_hash_map<std::int64_t, std::int64_t>;
     for (auto k : larder_fixture().resident_stream) (*m)[k] = compute(k);
     return m;
   }();
-  const auto& s = larder_fixture().resident_stream;
-  std::size_t i = start_of(state) % s.size();
-  std::int64_t sum = 0;
-  for (auto _ : state) {
-    auto it = map->find(s[i]);
-    sum += it->second;
-    if (++i == s.size()) i = 0;
-  }
-  benchmark::DoNotOptimize(sum);
-  state.SetItemsProcessed(state.iterations());
+  return *map;
 }
 
-/// The floor on the whole Zipf stream: the same map (the keys larder holds), hits and misses.
-void BM_Baseline_FlatHashMap_Zipf(benchmark::State& state) {
+void BM_Floor_FlatHashMap_Hit(benchmark::State& state) {
+  const auto& map = floor_map();
+  hit_loop(state, larder_fixture().resident_stream,
+           [&](std::int64_t k) { return map.find(k)->second; });
+}
+
+/// The floor with each value in a heap allocation of its own (as a cache of shared values keeps
+/// them), dereferenced: a find and a dereference, no reference count.
+void BM_Floor_FlatHashMapPtr_Hit(benchmark::State& state) {
   static const auto* map = [] {
-    auto* m = new absl::flat_hash_map<std::int64_t, std::int64_t>;
-    for (auto k : larder_fixture().resident_stream) (*m)[k] = compute(k);
+    auto* m = new absl::flat_hash_map<std::int64_t, std::unique_ptr<const std::int64_t>>;
+    for (auto k : larder_fixture().resident_stream)
+      (*m)[k] = std::make_unique<const std::int64_t>(compute(k));
     return m;
   }();
+  hit_loop(state, larder_fixture().resident_stream,
+           [&](std::int64_t k) { return *map->find(k)->second; });
+}
+
+/// The floor on the whole Zipf stream (misses happen): the same map, lookups only.
+void BM_Floor_FlatHashMap_Zipf(benchmark::State& state) {
+  const auto& map = floor_map();
   const auto& s = zipf_stream();
   std::size_t i = start_of(state);
   std::uint64_t hits = 0;
-  std::int64_t sum = 0;
   for (auto _ : state) {
-    if (auto it = map->find(s[i]); it != map->end()) {
+    if (auto it = map.find(s[i]); it != map.end()) {
       ++hits;
-      sum += it->second;
+      benchmark::DoNotOptimize(it->second);
     }
     if (++i == kStream) i = 0;
   }
-  benchmark::DoNotOptimize(sum);
   report_hits(state, hits);
 }
 
@@ -268,20 +323,14 @@ void BM_Peer_UnorderedMapMutex_Hit(benchmark::State& state) {
       (*m)[k] = std::make_shared<const std::int64_t>(compute(k));
     return m;
   }();
-  const auto& s = larder_fixture().resident_stream;
-  std::size_t i = start_of(state) % s.size();
-  std::int64_t sum = 0;
-  for (auto _ : state) {
+  hit_loop(state, larder_fixture().resident_stream, [&](std::int64_t k) {
     std::shared_ptr<const std::int64_t> v;
     {
       std::lock_guard lock{mutex};
-      v = map->find(s[i])->second;
+      v = map->find(k)->second;
     }
-    sum += *v;
-    if (++i == s.size()) i = 0;
-  }
-  benchmark::DoNotOptimize(sum);
-  state.SetItemsProcessed(state.iterations());
+    return *v;
+  });
 }
 
 /// The textbook bounded cache: a list in recency order and a map of list positions, one mutex.
@@ -317,6 +366,17 @@ class LruMutex {
   std::list<Entry> list_;
   std::unordered_map<std::int64_t, std::list<Entry>::iterator> index_;
 };
+
+/// The LRU list + mutex holding the resident keys, on the all-hit stream: its hit cost.
+void BM_Peer_LruListMutex_Hit(benchmark::State& state) {
+  static LruMutex* lru = [] {
+    auto* c = new LruMutex{kEntries * 2};
+    for (auto k : larder_fixture().resident_stream)
+      if (!c->get(k)) c->put(k, std::make_shared<const std::int64_t>(compute(k)));
+    return c;
+  }();
+  hit_loop(state, larder_fixture().resident_stream, [&](std::int64_t k) { return *lru->get(k); });
+}
 
 void BM_Peer_LruListMutex_Zipf(benchmark::State& state) {
   static LruMutex* lru = [] {
@@ -379,14 +439,10 @@ void BM_Peer_TbbConcurrentLru_Hit(benchmark::State& state) {
     for (auto k : larder_fixture().resident_stream) benchmark::DoNotOptimize((*c)[k].value());
     return c;
   }();
-  const auto& s = larder_fixture().resident_stream;
-  std::size_t i = start_of(state) % s.size();
-  for (auto _ : state) {
-    auto h = (*cache)[s[i]];
-    benchmark::DoNotOptimize(h.value());
-    if (++i == s.size()) i = 0;
-  }
-  state.SetItemsProcessed(state.iterations());
+  hit_loop(state, larder_fixture().resident_stream, [&](std::int64_t k) {
+    auto h = (*cache)[k];
+    return h.value();
+  });
 }
 
 // ---- bytes per entry ----------------------------------------------------------------------------
@@ -427,7 +483,7 @@ void BM_Peer_LruListMutex_BytesPerEntry(benchmark::State& state) {
   });
 }
 
-void BM_Baseline_FlatHashMap_BytesPerEntry(benchmark::State& state) {
+void BM_Floor_FlatHashMap_BytesPerEntry(benchmark::State& state) {
   bytes_per_entry(state, [] {
     auto m = std::make_unique<absl::flat_hash_map<std::int64_t, std::int64_t>>();
     for (std::size_t k = 0; k < kEntries; ++k) (*m)[static_cast<std::int64_t>(k)] = compute(k);
@@ -446,20 +502,29 @@ void BM_Peer_TbbConcurrentLru_BytesPerEntry(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_Baseline_FlatHashMap_Hit)->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(BM_Baseline_FlatHashMap_Zipf)->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(BM_Cached_Hit)->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(BM_MemoryStore_Hit)->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(BM_Peer_UnorderedMapMutex_Hit)->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(BM_Peer_TbbConcurrentLru_Hit)->Threads(1)->Threads(2)->UseRealTime();
+// Bytes first: measured on a fresh heap (after the other benchmarks' fixtures, mallinfo2's figure
+// for the same store came out higher).
+BENCHMARK(BM_MemoryStore_BytesPerEntry)->Iterations(1);
+BENCHMARK(BM_Peer_LruListMutex_BytesPerEntry)->Iterations(1);
+BENCHMARK(BM_Peer_TbbConcurrentLru_BytesPerEntry)->Iterations(1);
+BENCHMARK(BM_Floor_FlatHashMap_BytesPerEntry)->Iterations(1);
+
+// Hit cost: chain:0 throughput, chain:1 latency (see the top).
+#define LARDER_HIT_BENCH(fn) \
+  BENCHMARK(fn)->ArgName("chain")->Arg(0)->Arg(1)->Threads(1)->Threads(2)->UseRealTime()
+LARDER_HIT_BENCH(BM_Floor_FlatHashMap_Hit);
+LARDER_HIT_BENCH(BM_Floor_FlatHashMapPtr_Hit);
+LARDER_HIT_BENCH(BM_Cached_Hit);
+LARDER_HIT_BENCH(BM_Cached_Hit_EntityParam);
+LARDER_HIT_BENCH(BM_MemoryStore_Hit);
+LARDER_HIT_BENCH(BM_Peer_UnorderedMapMutex_Hit);
+LARDER_HIT_BENCH(BM_Peer_LruListMutex_Hit);
+LARDER_HIT_BENCH(BM_Peer_TbbConcurrentLru_Hit);
+BENCHMARK(BM_Floor_FlatHashMap_Zipf)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_Cached_Zipf)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_MemoryStore_Zipf)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_Peer_LruListMutex_Zipf)->Threads(1)->Threads(2)->UseRealTime();
 BENCHMARK(BM_Peer_TbbConcurrentLru_Zipf)->Threads(1)->Threads(2)->UseRealTime();
-BENCHMARK(BM_MemoryStore_BytesPerEntry)->Iterations(1);
-BENCHMARK(BM_Peer_LruListMutex_BytesPerEntry)->Iterations(1);
-BENCHMARK(BM_Peer_TbbConcurrentLru_BytesPerEntry)->Iterations(1);
-BENCHMARK(BM_Baseline_FlatHashMap_BytesPerEntry)->Iterations(1);
 
 int main(int argc, char** argv) {
   // A process that never started a thread lets libstdc++ count shared_ptr references without atomic

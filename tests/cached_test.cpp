@@ -59,12 +59,31 @@ TEST_CASE("A second call hits and does not compute", "[cached]") {
   auto second = c(4);
   CHECK(*second == 40);
   CHECK(second.source() == larder::Source::memory);
-  CHECK(second.shared() == first.shared());  // the same object: nothing copied
+  // An int64 is small and trivially copyable: the handle holds it by value (no reference count on
+  // a hit), and shared() makes a shared copy on demand.
+  CHECK(*second.shared() == *first.shared());
+  CHECK(second.shared() == second.shared());
   CHECK(fn.calls == 1);
   std::int64_t plain = c(4);  // converts to the value
   CHECK(plain == 40);
   CHECK(c(5).value() == 50);
   CHECK(fn.calls == 2);
+}
+
+TEST_CASE("A hit on a large value shares the stored object", "[cached]") {
+  larder::MemoryStore store;
+  int calls = 0;
+  larder::Cached c{store, "T", "vec", [&calls](std::int64_t id) {
+                     ++calls;
+                     return std::vector<std::int64_t>(8, id);
+                   }};
+  auto first = c(3);
+  auto second = c(3);
+  CHECK(second.source() == larder::Source::memory);
+  CHECK(second.shared() == first.shared());  // the same object: nothing copied
+  std::vector<std::int64_t> copy = c(3);     // converts where the caller asks for a value
+  CHECK(copy == *first);
+  CHECK(calls == 1);
 }
 
 TEST_CASE("The hard TTL removes the entry", "[cached][ttl]") {

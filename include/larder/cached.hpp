@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <condition_variable>
 #include <exception>
@@ -130,6 +131,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       : fn_{std::move(fn)}, opts_{std::move(options)}, store_{&store} {
     detail::validate(opts_, class_name, function_name);
     clock_ = opts_.clock ? opts_.clock : &SystemClock::instance();
+    system_clock_ = clock_ == &SystemClock::instance();
     executor_ = opts_.executor;
     mem_ = store.memory_tier();
     bytes_ = store.byte_tier();
@@ -185,18 +187,15 @@ class Cached<Fn, detail::Signature<R, A...>> {
     return with_parts(
         [&](const auto& id, const auto&... params) -> result_type {
           const std::uint64_t h = hash_of(id, params...);
-          const TimePoint now = clock_->now();
-          auto eq = [&](const Key& k) { return key_equal(k, id, params...); };
+          const TimePoint now = clock_now();
           if (mem_) {
-            if (auto found = mem_->template find<Key, value_type>(ns_, h, eq, now)) {
-              if (found->stamps.fresh(now)) {
-                hits_.add();
-                return result_type{std::move(found->value), Source::memory, false,
-                                   found->stamps.written, now};
-              }
-              return on_stale(Call{h, render(id, params...), make_key(id, params...)},
-                              std::move(*found), Source::memory, now, args...);
+            Probe probe = probe_memory(h, now, id, params...);
+            if (probe.hit) {
+              hits_.add();
+              return std::move(*probe.hit);
             }
+            if (probe.stale)
+              return on_stale_probe(h, now, std::forward_as_tuple(id, params...), args...);
           }
           return on_miss(Call{h, render(id, params...), make_key(id, params...)}, now, args...);
         },
@@ -352,11 +351,75 @@ class Cached<Fn, detail::Signature<R, A...>> {
     return std::forward<F>(f)(entity_id(first), key_part(rest)...);
   }
 
+  /// The key's hash in the memory tier (never rendered): each part folded into the function's seed
+  /// with one multiply (an integer part as it is, any other through detail::hash_part), then one
+  /// full mix. Parts are folded in order, so (a, b) and (b, a) differ.
   template <class Id, class... P>
   std::uint64_t hash_of(const Id& id, const P&... params) const noexcept {
-    std::uint64_t h = detail::hash_combine(seed_, detail::hash_part(id));
-    ((h = detail::hash_combine(h, detail::hash_part(params))), ...);
-    return h;
+    std::uint64_t h = fold(seed_, id);
+    ((h = fold(h, params)), ...);
+    return detail::mix64(h);
+  }
+  template <class T>
+  static std::uint64_t fold(std::uint64_t h, const T& part) noexcept {
+    std::uint64_t v;
+    if constexpr (std::is_integral_v<T>) {
+      v = static_cast<std::uint64_t>(part);
+    } else if constexpr (std::is_enum_v<T>) {
+      v = static_cast<std::uint64_t>(static_cast<std::underlying_type_t<T>>(part));
+    } else {
+      v = detail::hash_part(part);
+    }
+    // Odd multiplier: a bijection of h ^ v; the rotation carries high bits into the next fold.
+    return std::rotl((h ^ v) * 0x9e3779b97f4a7c15ULL, 29);
+  }
+
+  /// The clock: the default one without a virtual call (SystemClock is final).
+  TimePoint clock_now() const noexcept {
+    if (system_clock_) return static_cast<const SystemClock*>(clock_)->now();
+    return clock_->now();
+  }
+
+  /// What the memory tier holds for a key: a fresh hit (as the handle to return), or `stale` (the
+  /// entry is past fresh_for: the caller takes the slow path), or neither.
+  struct Probe {
+    std::optional<result_type> hit;
+    bool stale = false;
+  };
+  template <class Id, class... P>
+  Probe probe_memory(std::uint64_t h, TimePoint now, const Id& id, const P&... params) {
+    Probe probe;
+    auto eq = [&](const Key& k) { return key_equal(k, id, params...); };
+    mem_->template read<Key, value_type>(
+        ns_, h, eq, now, [&](const detail::held_value_t<value_type>& held, const Stamps& stamps) {
+          if (stamps.fresh(now)) {
+            probe.hit.emplace(held, Source::memory, false, stamps.written, now);
+          } else {
+            probe.stale = true;
+          }
+        });
+    return probe;
+  }
+
+  /// The probe found a stale entry: look it up again as a shared value (it may have been refreshed
+  /// or removed in between) and serve it per the stale rules, or miss.
+  template <class Id, class... P>
+  result_type on_stale_probe(std::uint64_t h, TimePoint now,
+                             std::tuple<const Id&, const P&...> parts, detail::param_t<A>... args) {
+    auto eq = [&](const Key& k) {
+      return std::apply([&](const auto&... p) { return key_equal(k, p...); }, parts);
+    };
+    Call call{h, std::apply([&](const auto&... p) { return render(p...); }, parts),
+              std::apply([&](const auto&... p) { return make_key(p...); }, parts)};
+    if (auto found = mem_->template find<Key, value_type>(ns_, h, eq, now)) {
+      if (found->stamps.fresh(now)) {
+        hits_.add();
+        return result_type{std::move(found->value), Source::memory, false, found->stamps.written,
+                           now};
+      }
+      return on_stale(std::move(call), std::move(*found), Source::memory, now, args...);
+    }
+    return on_miss(std::move(call), now, args...);
   }
 
   template <class Id, class... P>
@@ -808,7 +871,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     std::vector<BulkMiss> misses;
     std::vector<std::pair<std::size_t, std::size_t>> duplicates;  // (index, index it repeats)
     std::unordered_map<std::string, std::size_t> first_index;
-    const TimePoint now = clock_->now();
+    const TimePoint now = clock_now();
 
     // 1. The memory tier, key by key (a hash lookup each).
     for (std::size_t i = 0; i < entities.size(); ++i) {
@@ -817,16 +880,15 @@ class Cached<Fn, detail::Signature<R, A...>> {
             [&](const auto& id, const auto&... parts) {
               const std::uint64_t h = hash_of(id, parts...);
               if (mem_) {
-                auto eq = [&](const Key& k) { return key_equal(k, id, parts...); };
-                if (auto found = mem_->template find<Key, value_type>(ns_, h, eq, now)) {
-                  if (found->stamps.fresh(now)) {
-                    hits_.add();
-                    out[i].emplace(std::move(found->value), Source::memory, false,
-                                   found->stamps.written, now);
-                    return;
-                  }
-                  out[i].emplace(on_stale(Call{h, render(id, parts...), make_key(id, parts...)},
-                                          std::move(*found), Source::memory, now, args...));
+                Probe probe = probe_memory(h, now, id, parts...);
+                if (probe.hit) {
+                  hits_.add();
+                  out[i].emplace(std::move(*probe.hit));
+                  return;
+                }
+                if (probe.stale) {
+                  out[i].emplace(
+                      on_stale_probe(h, now, std::forward_as_tuple(id, parts...), args...));
                   return;
                 }
               }
@@ -1000,6 +1062,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
   Options opts_;
   Store* store_;
   Clock* clock_ = nullptr;
+  bool system_clock_ = false;  // clock_ is SystemClock::instance(): read it without a virtual call
   Executor* executor_ = nullptr;
   MemoryStore* mem_ = nullptr;
   ByteStore* bytes_ = nullptr;

@@ -48,6 +48,7 @@
 
 #include "larder/clock.hpp"
 #include "larder/detail/epoch.hpp"
+#include "larder/detail/inline_value.hpp"
 #include "larder/detail/spin_lock.hpp"
 #include "larder/detail/store_policy.hpp"
 #include "larder/detail/striped_counter.hpp"
@@ -144,14 +145,47 @@ class MemoryStore final : public Store {
         return std::nullopt;
       }
       const auto& typed = static_cast<const TypedNode<K, V>&>(*n);
-      out.emplace(Found<V>{typed.value, typed.stamps});
+      out.emplace(Found<V>{detail::share_held<V>(typed.value), typed.stamps});
       maintain = record_read(n);
     }
     if (maintain && policy_mutex_.try_lock()) {
       std::lock_guard lock{policy_mutex_, std::adopt_lock};
-      maintain_locked(now);
+      maintain_after_reads_locked(now);
     }
     return out;
+  }
+
+  /// The hit path: calls f(held, stamps) on the live entry of namespace ns whose hash is `hash` and
+  /// whose key satisfies eq, and returns true; false (f not called) if there is none. `held` is a
+  /// `const detail::held_value_t<V>&`: the value itself when it is small and trivially copyable
+  /// (detail/inline_value.hpp), else the entry's `std::shared_ptr<const V>`; f copies what it needs
+  /// (no reference count is touched unless f copies the shared_ptr). An entry past its expiry is
+  /// removed, not shown. f runs inside the store's read section: it must be short and must not
+  /// call into any MemoryStore, and `held` must not be kept beyond it.
+  template <class K, class V, class Eq, class F>
+  bool read(std::uint32_t ns, std::uint64_t hash, const Eq& eq, TimePoint now, F&& f) {
+    bool maintain = false;
+    {
+      detail::EpochDomain::Guard guard{epochs()};
+      Node* n = lookup<K, V>(ns, hash, eq);
+      if (n == nullptr) return false;
+      if (n->stamps.expired(now)) {
+        if (unlink_node(n)) {
+          std::lock_guard lock{policy_mutex_};
+          release_locked(n);
+          expirations_.fetch_add(1, std::memory_order_relaxed);
+        }
+        return false;
+      }
+      const auto& typed = static_cast<const TypedNode<K, V>&>(*n);
+      std::forward<F>(f)(typed.value, typed.stamps);
+      maintain = record_read(n);
+    }
+    if (maintain && policy_mutex_.try_lock()) {
+      std::lock_guard lock{policy_mutex_, std::adopt_lock};
+      maintain_after_reads_locked(now);
+    }
+    return true;
   }
 
   /// Inserts or replaces the entry, then evicts what the policy chooses beyond max_entries and
@@ -186,9 +220,9 @@ class MemoryStore final : public Store {
     std::lock_guard lock{policy_mutex_};
     if (old_table != nullptr) retire(old_table);
     if (old != nullptr) release_locked(old);
-    // The buffered reads first, so the policy weighs the new entry against frequencies that
-    // include them (Caffeine drains its read buffer before a write, too).
-    drain_reads_locked();
+    // This thread's buffered reads first, so the policy weighs the new entry against frequencies
+    // that include them (Caffeine drains its read buffer before a write, too).
+    drain_stripe_locked(read_buffer_[detail::stripe_index()]);
     admit_locked(node);
     // Done with old and node: leave the read section, or this thread's own stale announcement would
     // keep the epoch from moving in the maintenance below.
@@ -362,9 +396,16 @@ class MemoryStore final : public Store {
   template <class K, class V>
   struct TypedNode final : Node {
     TypedNode(std::uint32_t n, std::uint64_t h, const Stamps& s, K k, std::shared_ptr<const V> v)
-        : Node{n, h, s}, key{std::move(k)}, value{std::move(v)} {}
+        : Node{n, h, s}, key{std::move(k)}, value{hold(std::move(v))} {}
+    static detail::held_value_t<V> hold(std::shared_ptr<const V> v) {
+      if constexpr (detail::inline_value_v<V>) {
+        return *v;  // small and trivially copyable: kept in the entry, no control block
+      } else {
+        return v;
+      }
+    }
     const K key;
-    const std::shared_ptr<const V> value;
+    const detail::held_value_t<V> value;
   };
 
   struct Table {
@@ -374,11 +415,13 @@ class MemoryStore final : public Store {
     std::unique_ptr<std::atomic<Node*>[]> slots;
   };
 
+  /// Readers load seq and table only; writers' lock and count sit on another cache line, so a put
+  /// into a shard does not evict its readers' copy of seq and table.
   struct alignas(detail::kCacheLine) Shard {
-    mutable detail::SpinLock mutex;      // writers
     std::atomic<std::uint32_t> seq{0};   // odd while a resize moves chains
     std::atomic<Table*> table{nullptr};  // replaced (and retired) by a resize
-    std::atomic<std::size_t> count{0};   // linked entries; written under mutex
+    alignas(detail::kCacheLine) mutable detail::SpinLock mutex;  // writers
+    std::atomic<std::size_t> count{0};  // linked entries; written under mutex
   };
 
   struct NamespaceInfo {
@@ -503,24 +546,39 @@ class MemoryStore final : public Store {
   };
 
   /// Notes a read for the policy; true when this thread should try to run maintenance.
+  ///
+  /// A read of an entry this thread already noted since its stripe was last replayed is dropped
+  /// (a small direct-mapped filter of recent nodes, cleared at each replay): under a skewed load
+  /// the hottest entries are read many times per replay, and replaying each of those reads costs a
+  /// policy access (sketch counters, queue links) while telling the policy little more (their
+  /// frequency counters saturate, their recency is the same). The Zipf hit ratio is unchanged by
+  /// it (bench/memory_bench: 0.7880 with, 0.7883 without). Only addresses are compared: a stale
+  /// filter slot is never dereferenced.
   bool record_read(Node* n) noexcept {
     thread_local std::size_t reads = 0;
+    thread_local std::array<const Node*, 2 * kReadSlots> recent{};
+    const std::size_t r = (reinterpret_cast<std::uintptr_t>(n) >> 4) & (recent.size() - 1);
+    if (recent[r] == n) return false;
+    recent[r] = n;
     const std::size_t i = reads++;
+    if ((i & (kReadSlots - 1)) == kReadSlots - 1) recent.fill(nullptr);
     read_buffer_[detail::stripe_index()].slots[i & (kReadSlots - 1)].store(
         n, std::memory_order_release);
     return (i & (kReadSlots - 1)) == kReadSlots - 1;
   }
 
   void drain_reads_locked() {
-    for (auto& stripe : read_buffer_) {
-      for (auto& slot : stripe.slots) {
-        // A load and a store, not an exchange: a read noted in between is lost, which a lossy
-        // buffer allows; a pointer noted before the last epoch move is always cleared.
-        Node* n = slot.load(std::memory_order_acquire);
-        if (n == nullptr) continue;
-        slot.store(nullptr, std::memory_order_relaxed);
-        if (n->state == State::live) policy_.access(n);
-      }
+    for (auto& stripe : read_buffer_) drain_stripe_locked(stripe);
+  }
+
+  void drain_stripe_locked(ReadStripe& stripe) {
+    for (auto& slot : stripe.slots) {
+      // A load and a store, not an exchange: a read noted in between is lost, which a lossy
+      // buffer allows; a pointer noted before the last epoch move is always cleared.
+      Node* n = slot.load(std::memory_order_acquire);
+      if (n == nullptr) continue;
+      slot.store(nullptr, std::memory_order_relaxed);
+      if (n->state == State::live) policy_.access(n);
     }
   }
 
@@ -560,6 +618,14 @@ class MemoryStore final : public Store {
       case State::removed:
         break;  // an eviction got there first and retired it
     }
+  }
+
+  /// A reader filled its stripe: replays that stripe only (the other stripes' lines stay in their
+  /// threads' caches; each thread replays its own), then expires and reclaims as maintain_locked.
+  void maintain_after_reads_locked(TimePoint now) {
+    drain_stripe_locked(read_buffer_[detail::stripe_index()]);
+    expire_locked(now);
+    if (retired_.size() >= reclaim_at_) reclaim_locked();
   }
 
   /// Replays the read buffers, expires what is due, and frees retired memory once enough piled up

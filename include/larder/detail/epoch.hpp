@@ -51,9 +51,12 @@ class EpochDomain {
   }
 
   /// This thread's record, claimed on first use and released when the thread exits.
+  /// (The fast path is one constant-initialized thread-local load, with no guard.)
   Record& record() {
-    thread_local Holder holder{*this};
-    return *holder.record;
+    thread_local Record* cached = nullptr;
+    if (cached == nullptr) [[unlikely]]
+      cached = claim_record();
+    return *cached;
   }
 
   /// Marks the calling thread as reading until the guard dies. Not reentrant per thread.
@@ -101,6 +104,11 @@ class EpochDomain {
     ~Holder() { record->in_use.store(false, std::memory_order_release); }
     Record* record;
   };
+
+  [[gnu::noinline]] Record* claim_record() {
+    thread_local Holder holder{*this};
+    return holder.record;
+  }
 
   Record* acquire_record() {
     for (Record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
