@@ -435,7 +435,7 @@ class WTinyLfu {
   }
 
   friend class ShadowTuner;
-  void record(const TinyLfuHook* n) noexcept;  // defined after WindowTuner
+  void record(const TinyLfuHook* n) noexcept;  // defined after ShadowTuner
 
   Config config_;
   FrequencySketch own_sketch_;
