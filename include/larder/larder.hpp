@@ -8,6 +8,7 @@
 #include "larder/codec.hpp"
 #include "larder/error.hpp"
 #include "larder/executor.hpp"
+#include "larder/json_cache.hpp"
 #include "larder/key.hpp"
 #include "larder/memory_store.hpp"
 #include "larder/options.hpp"
@@ -19,3 +20,4 @@
 #include "larder/telemetry.hpp"
 #include "larder/tiered_store.hpp"
 #include "larder/version.hpp"
+#include "larder/warmer.hpp"
