@@ -25,13 +25,9 @@ using namespace std::chrono_literals;
 using larder::testing::ApiServer;
 using larder::testing::RawRedis;
 using larder::testing::RedisServer;
+using larder::testing::shared_server;
 
 namespace {
-
-RedisServer& shared_server() {
-  static RedisServer server;
-  return server;
-}
 
 /// FooRepository counting its calls.
 struct CountingRepo {

@@ -28,26 +28,15 @@
 using namespace std::chrono_literals;
 using larder::Source;
 using larder::testing::CountingFn;
+using larder::testing::elapsed_since;
+using larder::testing::local;
 using larder::testing::RedisServer;
+using larder::testing::shared_server;
 
 namespace {
 
-RedisServer& shared_server() {
-  static RedisServer server;
-  return server;
-}
-
-larder::RedisOptions local(int port) {
-  return larder::RedisOptions{.port = port, .connect_timeout = 1s, .command_timeout = 1s};
-}
-
 auto wrap(CountingFn& fn) {
   return [&fn](std::int64_t id) { return fn(id); };
-}
-
-std::chrono::milliseconds since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                               t0);
 }
 
 /// Polls cond every 2 ms until it holds or `limit` passes; returns its last value.
@@ -55,7 +44,7 @@ template <class F>
 bool eventually(F&& cond, std::chrono::milliseconds limit = 10s) {
   const auto t0 = std::chrono::steady_clock::now();
   while (!cond()) {
-    if (since(t0) > limit) return cond();
+    if (elapsed_since(t0) > limit) return cond();
     std::this_thread::sleep_for(2ms);
   }
   return true;
@@ -293,7 +282,7 @@ TEST_CASE("Publishing to a Redis that is down: counted as a store error, never t
   const auto t0 = std::chrono::steady_clock::now();
   CHECK_NOTHROW(a.cached.invalidate(1));
   CHECK_NOTHROW(a.cached.refresh(1));
-  CHECK(since(t0) < 3s);
+  CHECK(elapsed_since(t0) < 3s);
   CHECK(a.cached.stats().store_errors >= errors + 2);  // at least the two publishes
   CHECK(a.cached(1).source() == Source::memory);       // the refreshed value
 }
@@ -309,7 +298,7 @@ TEST_CASE("Destroying instances never hangs: Redis down, frozen, or never there"
     REQUIRE(eventually([&] { return a->redis.stats().bus_errors >= 2; }));  // retrying
     const auto t0 = std::chrono::steady_clock::now();
     a.reset();
-    CHECK(since(t0) < 1500ms);
+    CHECK(elapsed_since(t0) < 1500ms);
   }
   SECTION("Redis frozen (SIGSTOP) while subscribed") {
     RedisServer server;
@@ -322,7 +311,7 @@ TEST_CASE("Destroying instances never hangs: Redis down, frozen, or never there"
     REQUIRE(eventually([&] { return a->redis.stats().bus_errors >= 1; }));
     const auto t0 = std::chrono::steady_clock::now();
     a.reset();
-    CHECK(since(t0) < 1500ms);
+    CHECK(elapsed_since(t0) < 1500ms);
     server.thaw();
   }
   SECTION("Redis never there") {
@@ -337,7 +326,7 @@ TEST_CASE("Destroying instances never hangs: Redis down, frozen, or never there"
     CHECK_FALSE(a->subscribed());
     const auto t0 = std::chrono::steady_clock::now();
     a.reset();
-    CHECK(since(t0) < 1500ms);
+    CHECK(elapsed_since(t0) < 1500ms);
   }
 }
 
@@ -360,7 +349,8 @@ TEST_CASE("Cached objects come and go while invalidations arrive: no callback ou
   // At least 50 rounds, and on until B has received 50 messages (bounded).
   const auto t0 = std::chrono::steady_clock::now();
   for (int round = 0;
-       round < 50 || (redis_b.stats().invalidations_received < 50 && since(t0) < 20s); ++round) {
+       round < 50 || (redis_b.stats().invalidations_received < 50 && elapsed_since(t0) < 20s);
+       ++round) {
     CountingFn fn;
     larder::Cached b{store_b, "Inv", "f", wrap(fn), {.ttl = 1h, .prefix = "inv9"}};
     for (std::int64_t k = 0; k < 4; ++k) CHECK(*b(k) == k * 10);

@@ -26,28 +26,16 @@
 
 using namespace std::chrono_literals;
 using larder::testing::CountingFn;
+using larder::testing::elapsed_since;
+using larder::testing::local;
 using larder::testing::RawRedis;
 using larder::testing::RedisServer;
+using larder::testing::shared_server;
 
 namespace {
 
-/// The server shared by the tests that do not kill, freeze or reconfigure it.
-RedisServer& shared_server() {
-  static RedisServer server;
-  return server;
-}
-
-larder::RedisOptions local(int port) {
-  return larder::RedisOptions{.port = port, .connect_timeout = 1s, .command_timeout = 1s};
-}
-
 auto wrap(CountingFn& fn) {
   return [&fn](std::int64_t id) { return fn(id); };
-}
-
-std::chrono::milliseconds elapsed_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
-                                                               t0);
 }
 
 /// Collects logger messages (thread-safe).

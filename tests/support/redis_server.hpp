@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <initializer_list>
+#include <larder/redis_store.hpp>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -238,5 +239,22 @@ class RedisServer {
   int port_ = 0;
   pid_t pid_ = -1;
 };
+
+/// The server shared by a test program's tests that do not kill, freeze or reconfigure it.
+inline RedisServer& shared_server() {
+  static RedisServer server;
+  return server;
+}
+
+/// Options for a store on a test server: generous timeouts, so a loaded machine does not fail it.
+inline larder::RedisOptions local(int port) {
+  using namespace std::chrono_literals;
+  return larder::RedisOptions{.port = port, .connect_timeout = 1s, .command_timeout = 1s};
+}
+
+inline std::chrono::milliseconds elapsed_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               t0);
+}
 
 }  // namespace larder::testing

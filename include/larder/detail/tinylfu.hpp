@@ -27,6 +27,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "larder/detail/hash.hpp"
+
 namespace larder::detail {
 
 /// A count-min sketch of 4-bit counters with periodic aging (TinyLFU's frequency histogram).
@@ -100,14 +102,7 @@ class FrequencySketch {
                                               0x9ae16a3b2f90404fULL, 0xcbf29ce484222325ULL};
 
   /// A full-avalanche remix (the murmur3 finalizer), so a weak key hash still spreads.
-  static std::uint64_t spread(std::uint64_t x) noexcept {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-  }
+  static std::uint64_t spread(std::uint64_t x) noexcept { return mix64(x); }
   std::size_t index(std::uint64_t h, unsigned i) const noexcept {
     std::uint64_t x = (h + kSeeds[i]) * kSeeds[i];
     x ^= x >> 32;
