@@ -30,6 +30,7 @@ using larder::Source;
 using larder::testing::CountingFn;
 using larder::testing::elapsed_since;
 using larder::testing::local;
+using larder::testing::Log;
 using larder::testing::RedisServer;
 using larder::testing::shared_server;
 
@@ -70,24 +71,6 @@ struct Instance {
   larder::RedisStore redis;
   larder::TieredStore store;
   larder::Cached<decltype(wrap(std::declval<CountingFn&>()))> cached;
-};
-
-/// Collects logger messages (thread-safe).
-struct Log {
-  std::mutex mutex;
-  std::vector<std::string> lines;
-  std::function<void(larder::LogLevel, std::string_view)> hook() {
-    return [this](larder::LogLevel, std::string_view m) {
-      std::lock_guard lock{mutex};
-      lines.emplace_back(m);
-    };
-  }
-  bool mentions(std::string_view s) {
-    std::lock_guard lock{mutex};
-    for (const auto& l : lines)
-      if (l.find(s) != std::string::npos) return true;
-    return false;
-  }
 };
 
 }  // namespace

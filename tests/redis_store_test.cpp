@@ -28,6 +28,7 @@ using namespace std::chrono_literals;
 using larder::testing::CountingFn;
 using larder::testing::elapsed_since;
 using larder::testing::local;
+using larder::testing::Log;
 using larder::testing::RawRedis;
 using larder::testing::RedisServer;
 using larder::testing::shared_server;
@@ -37,24 +38,6 @@ namespace {
 auto wrap(CountingFn& fn) {
   return [&fn](std::int64_t id) { return fn(id); };
 }
-
-/// Collects logger messages (thread-safe).
-struct Log {
-  std::mutex mutex;
-  std::vector<std::string> lines;
-  std::function<void(larder::LogLevel, std::string_view)> hook() {
-    return [this](larder::LogLevel, std::string_view m) {
-      std::lock_guard lock{mutex};
-      lines.emplace_back(m);
-    };
-  }
-  bool mentions(std::string_view s) {
-    std::lock_guard lock{mutex};
-    for (const auto& l : lines)
-      if (l.find(s) != std::string::npos) return true;
-    return false;
-  }
-};
 
 }  // namespace
 

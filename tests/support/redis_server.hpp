@@ -15,9 +15,11 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <initializer_list>
 #include <larder/redis_store.hpp>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -238,6 +240,24 @@ class RedisServer {
   std::filesystem::path dir_;
   int port_ = 0;
   pid_t pid_ = -1;
+};
+
+/// Collects a RedisStore's logger messages (thread-safe).
+struct Log {
+  std::mutex mutex;
+  std::vector<std::string> lines;
+  std::function<void(larder::LogLevel, std::string_view)> hook() {
+    return [this](larder::LogLevel, std::string_view m) {
+      std::lock_guard lock{mutex};
+      lines.emplace_back(m);
+    };
+  }
+  bool mentions(std::string_view s) {
+    std::lock_guard lock{mutex};
+    for (const auto& l : lines)
+      if (l.find(s) != std::string::npos) return true;
+    return false;
+  }
 };
 
 /// The server shared by a test program's tests that do not kill, freeze or reconfigure it.
