@@ -77,6 +77,28 @@ TEST_CASE("MemoryStore never exceeds max_entries after maintenance", "[memory]")
   CHECK_NOTHROW(store.check_invariants());
 }
 
+TEST_CASE("Reads reach the policy: entries read often outlive keys read once", "[memory]") {
+  // The store replays reads to the policy in batches and drops repeats within a generation
+  // (MemoryStore::record_read); the reads that remain must still count. Each scan key is read
+  // once after its put (frequency 2): if the 50 hot keys' reads were lost, they would sit in
+  // probation with frequency 1 and the scan would evict them.
+  larder::FakeClock clock;
+  larder::MemoryStore store{{.max_entries = 100}};
+  Driver<std::int64_t> d{store, clock};
+  for (std::int64_t k = 0; k < 50; ++k) d.put(k, k);
+  for (int round = 0; round < 20; ++round)
+    for (std::int64_t k = 0; k < 50; ++k) REQUIRE(d.get(k) != nullptr);
+  for (std::int64_t k = 1000; k < 3000; ++k) {
+    d.put(k, k);
+    CHECK(d.get(k) != nullptr);
+  }
+  int kept = 0;
+  for (std::int64_t k = 0; k < 50; ++k) kept += d.get(k) != nullptr ? 1 : 0;
+  CHECK(kept >= 45);
+  store.maintain(clock.now());
+  CHECK_NOTHROW(store.check_invariants());
+}
+
 TEST_CASE("MemoryStore honours max_weight with user weights", "[memory]") {
   larder::FakeClock clock;
   larder::MemoryStore store{{.max_entries = 1'000'000, .max_weight = 1000}};

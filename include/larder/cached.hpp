@@ -190,9 +190,10 @@ class Cached<Fn, detail::Signature<R, A...>> {
           const TimePoint now = clock_now();
           if (mem_) {
             Probe probe = probe_memory(h, now, id, params...);
-            if (probe.hit) {
+            if (probe.value) {
               hits_.add();
-              return std::move(*probe.hit);
+              return result_type{std::move(*probe.value), Source::memory, false, probe.written,
+                                 now};
             }
             if (probe.stale)
               return on_stale_probe(h, now, std::forward_as_tuple(id, params...), args...);
@@ -380,10 +381,12 @@ class Cached<Fn, detail::Signature<R, A...>> {
     return clock_->now();
   }
 
-  /// What the memory tier holds for a key: a fresh hit (as the handle to return), or `stale` (the
-  /// entry is past fresh_for: the caller takes the slow path), or neither.
+  /// What the memory tier holds for a key: a fresh hit (its value, held as the store holds it, and
+  /// its write time), or `stale` (the entry is past fresh_for: the caller takes the slow path), or
+  /// neither. The caller builds the Result in its return statement, so a hit moves nothing twice.
   struct Probe {
-    std::optional<result_type> hit;
+    std::optional<detail::held_value_t<value_type>> value;
+    TimePoint written{};
     bool stale = false;
   };
   template <class Id, class... P>
@@ -393,7 +396,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
     mem_->template read<Key, value_type>(
         ns_, h, eq, now, [&](const detail::held_value_t<value_type>& held, const Stamps& stamps) {
           if (stamps.fresh(now)) {
-            probe.hit.emplace(held, Source::memory, false, stamps.written, now);
+            probe.value.emplace(held);
+            probe.written = stamps.written;
           } else {
             probe.stale = true;
           }
@@ -881,9 +885,10 @@ class Cached<Fn, detail::Signature<R, A...>> {
               const std::uint64_t h = hash_of(id, parts...);
               if (mem_) {
                 Probe probe = probe_memory(h, now, id, parts...);
-                if (probe.hit) {
+                if (probe.value) {
                   hits_.add();
-                  out[i].emplace(std::move(*probe.hit));
+                  out[i].emplace(std::move(*probe.value), Source::memory, false, probe.written,
+                                 now);
                   return;
                 }
                 if (probe.stale) {

@@ -11,8 +11,11 @@
 // Reads take no lock. The table is split into shards; each shard is a chained hash table of atomic
 // pointers. A reader announces itself in an epoch record of its own (detail/epoch.hpp), walks a
 // chain, copies the value's shared_ptr and the stamps, and notes the node in a lossy read buffer
-// (one store into a slot of its own stripe). A shard's sequence number tells a reader that a resize
-// moved the chains under it, so a miss is only reported from a stable table.
+// (one store into a slot of its own stripe) unless the policy already saw a read of it in the
+// current generation (see record_read). A shard's sequence number tells a reader that a resize
+// moved the chains under it, so a miss is only reported from a stable table. A node keeps what
+// readers load (hash, stamps, key, value) apart from what the policy writes (queue links), so a
+// replay on one core does not write the lines a reader on another core holds.
 //
 // Writes lock one shard to link or unlink a node, then the policy mutex to tell the eviction policy
 // (detail/store_policy.hpp), which names the victims. Readers' accesses reach the policy in
@@ -91,8 +94,8 @@ class MemoryStore final : public Store {
       for (std::size_t i = 0; i <= t->mask; ++i) {
         Node* n = t->slots[i].load(std::memory_order_relaxed);
         while (n != nullptr) {
-          Node* next = n->next.load(std::memory_order_relaxed);
-          delete n;
+          Node* next = n->chain.load(std::memory_order_relaxed);
+          Node::free(n);
           n = next;
         }
       }
@@ -148,10 +151,7 @@ class MemoryStore final : public Store {
       out.emplace(Found<V>{detail::share_held<V>(typed.value), typed.stamps});
       maintain = record_read(n);
     }
-    if (maintain && policy_mutex_.try_lock()) {
-      std::lock_guard lock{policy_mutex_, std::adopt_lock};
-      maintain_after_reads_locked(now);
-    }
+    if (maintain) replay_reads(now);
     return out;
   }
 
@@ -181,10 +181,7 @@ class MemoryStore final : public Store {
       std::forward<F>(f)(typed.value, typed.stamps);
       maintain = record_read(n);
     }
-    if (maintain && policy_mutex_.try_lock()) {
-      std::lock_guard lock{policy_mutex_, std::adopt_lock};
-      maintain_after_reads_locked(now);
-    }
+    if (maintain) replay_reads(now);
     return true;
   }
 
@@ -282,7 +279,7 @@ class MemoryStore final : public Store {
         Node* n = t->slots[i].load(std::memory_order_relaxed);
         t->slots[i].store(nullptr, std::memory_order_release);
         while (n != nullptr) {
-          Node* next = n->next.load(std::memory_order_relaxed);
+          Node* next = n->chain.load(std::memory_order_relaxed);
           n->linked = false;
           release_locked(n);
           n = next;
@@ -306,11 +303,11 @@ class MemoryStore final : public Store {
         for (Node* n = link->load(std::memory_order_relaxed); n != nullptr;
              n = link->load(std::memory_order_relaxed)) {
           if (n->ns != ns) {
-            link = &n->next;
+            link = &n->chain;
             continue;
           }
-          // As unlink_locked: readers standing on n keep walking (n->next is left as it was).
-          link->store(n->next.load(std::memory_order_relaxed), std::memory_order_release);
+          // As unlink_locked: readers standing on n keep walking (n->chain is left as it was).
+          link->store(n->chain.load(std::memory_order_relaxed), std::memory_order_release);
           n->linked = false;
           s.count.store(s.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
           release_locked(n);
@@ -346,7 +343,7 @@ class MemoryStore final : public Store {
       std::size_t in_shard = 0;
       for (std::size_t i = 0; i <= t->mask; ++i) {
         for (const Node* n = t->slots[i].load(std::memory_order_relaxed); n != nullptr;
-             n = n->next.load(std::memory_order_relaxed)) {
+             n = n->chain.load(std::memory_order_relaxed)) {
           if (&shard_of(n->hash) != &s || (n->hash & t->mask) != i) fail("entry in wrong bucket");
           if (!n->linked || n->state != State::live) fail("linked entry not live");
           ++in_shard;
@@ -379,24 +376,42 @@ class MemoryStore final : public Store {
     removed   // out of the policy; retired, or to be retired by the put that linked it
   };
 
-  struct Node : detail::StoreHook {
-    Node(std::uint32_t n, std::uint64_t h, const Stamps& s) : stamps{s}, hash{h}, ns{n} {}
-    virtual ~Node() = default;
+  struct Node;
+
+  /// What the policy, the calendar and the writers keep per entry (written under the policy mutex
+  /// or the shard mutex). It sits in front of the part readers load, so that the policy's queue
+  /// moves (every replayed read writes the links of the entry and of its neighbours) do not write
+  /// the cache lines a reader on another core is using.
+  struct WriterPart : detail::StoreHook {
+    Node* timer_prev = nullptr;  // the calendar bucket's list (policy mutex)
+    Node* timer_next = nullptr;
+    void (*destroy)(Node*) noexcept = nullptr;  // deletes the TypedNode (no vtable in the entry)
+  };
+  /// What a reader loads: the chain link, the hash and namespace it compares, the stamps, and the
+  /// generation of its last read the policy replayed; the typed key and value follow it. The
+  /// state bytes are written only when the entry is linked, admitted or removed.
+  struct ReaderPart {
+    ReaderPart(std::uint32_t n, std::uint64_t h, const Stamps& s) : hash{h}, stamps{s}, ns{n} {}
+    std::atomic<Node*> chain{nullptr};  // the shard's chain
+    const std::uint64_t hash;
+    const Stamps stamps;
+    const std::uint32_t ns;
+    std::atomic<std::uint16_t> seen{0};  // see record_read (wraps; a stale match drops one read)
+    State state = State::pending;        // policy mutex
+    bool linked = true;                  // shard mutex
+  };
+  struct Node : WriterPart, ReaderPart {
+    Node(std::uint32_t n, std::uint64_t h, const Stamps& s) : ReaderPart{n, h, s} {}
     Node(const Node&) = delete;
     Node& operator=(const Node&) = delete;
-    std::atomic<Node*> next{nullptr};  // the shard's chain
-    Node* timer_prev = nullptr;        // the calendar bucket's list (policy mutex)
-    Node* timer_next = nullptr;
-    const Stamps stamps;
-    const std::uint64_t hash;
-    const std::uint32_t ns;
-    State state = State::pending;  // policy mutex
-    bool linked = true;            // shard mutex
+    static void free(Node* n) noexcept { n->destroy(n); }
   };
   template <class K, class V>
   struct TypedNode final : Node {
     TypedNode(std::uint32_t n, std::uint64_t h, const Stamps& s, K k, std::shared_ptr<const V> v)
-        : Node{n, h, s}, key{std::move(k)}, value{hold(std::move(v))} {}
+        : Node{n, h, s}, key{std::move(k)}, value{hold(std::move(v))} {
+      destroy = [](Node* self) noexcept { delete static_cast<TypedNode*>(self); };
+    }
     static detail::held_value_t<V> hold(std::shared_ptr<const V> v) {
       if constexpr (detail::inline_value_v<V>) {
         return *v;  // small and trivially copyable: kept in the entry, no control block
@@ -436,18 +451,27 @@ class MemoryStore final : public Store {
     Node* node;
     Table* table;
     void free() const {
-      delete node;
+      if (node != nullptr) Node::free(node);
       delete table;
     }
   };
 
   static constexpr std::size_t kShardBits = 4;
   static constexpr std::size_t kShards = std::size_t{1} << kShardBits;
-  static constexpr std::size_t kInitialBuckets = 16;  // per shard; doubles at load factor 1
-  static constexpr std::size_t kReadSlots = 32;       // per stripe; a power of two
-  static constexpr unsigned kTickShift = 30;          // calendar bucket: 2^30 ns, about 1.07 s
+  static constexpr std::size_t kInitialBuckets = 16;     // per shard; doubles at load factor 1
+  static constexpr std::size_t kReadSlots = 32;          // per stripe; a power of two
+  static constexpr unsigned kTickShift = 30;             // calendar bucket: 2^30 ns, about 1.07 s
+  static constexpr std::size_t kGenerationDivisor = 16;  // see record_read
+  static constexpr std::size_t kNotedAnyway = 64;        // a power of two; see record_read
+  static constexpr std::size_t kBackoffReads = 4 * kReadSlots;  // see record_read
 
-  static detail::EpochDomain& epochs() noexcept { return detail::EpochDomain::global(); }
+  static std::uint64_t next_id() noexcept {
+    static std::atomic<std::uint64_t> last{0};
+    return last.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
+
+  /// The process-wide epoch domain, held by reference (no static-initialization guard per read).
+  detail::EpochDomain& epochs() const noexcept { return epochs_; }
 
   Shard& shard_of(std::uint64_t hash) noexcept { return shards_[hash >> (64 - kShardBits)]; }
   const Shard& shard_of(std::uint64_t hash) const noexcept {
@@ -466,7 +490,7 @@ class MemoryStore final : public Store {
       if ((seq & 1) != 0) continue;  // a resize is moving chains: wait for it
       const Table* t = s.table.load(std::memory_order_acquire);
       for (Node* n = t->slots[hash & t->mask].load(std::memory_order_acquire); n != nullptr;
-           n = n->next.load(std::memory_order_acquire)) {
+           n = n->chain.load(std::memory_order_acquire)) {
         if (n->hash == hash && n->ns == ns && eq(static_cast<const TypedNode<K, V>&>(*n).key))
           return n;
       }
@@ -478,7 +502,7 @@ class MemoryStore final : public Store {
   Node* find_locked(Shard& s, std::uint32_t ns, std::uint64_t hash, const Eq& eq) {
     const Table* t = s.table.load(std::memory_order_relaxed);
     for (Node* n = t->slots[hash & t->mask].load(std::memory_order_relaxed); n != nullptr;
-         n = n->next.load(std::memory_order_relaxed)) {
+         n = n->chain.load(std::memory_order_relaxed)) {
       if (n->hash == hash && n->ns == ns && eq(static_cast<const TypedNode<K, V>&>(*n).key))
         return n;
     }
@@ -488,21 +512,21 @@ class MemoryStore final : public Store {
   static void link_locked(Shard& s, Node* n) {
     const Table* t = s.table.load(std::memory_order_relaxed);
     auto& head = t->slots[n->hash & t->mask];
-    n->next.store(head.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    n->chain.store(head.load(std::memory_order_relaxed), std::memory_order_relaxed);
     head.store(n, std::memory_order_release);
     s.count.store(s.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
 
-  /// Unlinks n from its chain. Readers standing on n keep walking: n->next is left as it was.
+  /// Unlinks n from its chain. Readers standing on n keep walking: n->chain is left as it was.
   static void unlink_locked(Shard& s, Node* n) {
     const Table* t = s.table.load(std::memory_order_relaxed);
     std::atomic<Node*>* link = &t->slots[n->hash & t->mask];
     for (Node* p = link->load(std::memory_order_relaxed); p != n;
          p = link->load(std::memory_order_relaxed)) {
       if (p == nullptr) throw std::logic_error("larder::MemoryStore: unlinking a missing entry");
-      link = &p->next;
+      link = &p->chain;
     }
-    link->store(n->next.load(std::memory_order_relaxed), std::memory_order_release);
+    link->store(n->chain.load(std::memory_order_relaxed), std::memory_order_release);
     n->linked = false;
     s.count.store(s.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
   }
@@ -526,9 +550,9 @@ class MemoryStore final : public Store {
     for (std::size_t i = 0; i <= old->mask; ++i) {
       Node* n = old->slots[i].load(std::memory_order_relaxed);
       while (n != nullptr) {
-        Node* next = n->next.load(std::memory_order_relaxed);
+        Node* next = n->chain.load(std::memory_order_relaxed);
         auto& head = bigger->slots[n->hash & bigger->mask];
-        n->next.store(head.load(std::memory_order_relaxed), std::memory_order_release);
+        n->chain.store(head.load(std::memory_order_relaxed), std::memory_order_release);
         head.store(n, std::memory_order_relaxed);
         n = next;
       }
@@ -545,23 +569,76 @@ class MemoryStore final : public Store {
     std::array<std::atomic<Node*>, kReadSlots> slots{};
   };
 
+  /// A thread's read-recording state for one store: its position in its stripe, its filter of
+  /// recent reads, its count of reads the generation check dropped, and its back-off. Reset when
+  /// the thread turns to another store (by id: a new store may reuse a destroyed one's address),
+  /// so that one store's requests are noted and dropped the same way whatever ran before.
+  struct ThreadReads {
+    std::uint64_t store = 0;
+    std::size_t reads = 0;
+    std::size_t dropped = 0;
+    std::size_t backoff = 0;
+    std::array<std::uint64_t, 2 * kReadSlots> hashes{};
+  };
+  ThreadReads& thread_reads() const noexcept {
+    thread_local ThreadReads reads;
+    if (reads.store != id_) [[unlikely]] {
+      reads = ThreadReads{};
+      reads.store = id_;
+    }
+    return reads;
+  }
+
+  /// This thread filled its stripe: replays it if the policy is free; if another thread holds
+  /// the policy, backs off (see record_read) instead of waiting.
+  void replay_reads(TimePoint now) {
+    if (policy_mutex_.try_lock()) {
+      std::lock_guard lock{policy_mutex_, std::adopt_lock};
+      maintain_after_reads_locked(now);
+    } else {
+      thread_reads().backoff = kBackoffReads;
+    }
+  }
+
   /// Notes a read for the policy; true when this thread should try to run maintenance.
   ///
-  /// A read of an entry this thread already noted since its stripe was last replayed is dropped
-  /// (a small direct-mapped filter of recent nodes, cleared at each replay): under a skewed load
-  /// the hottest entries are read many times per replay, and replaying each of those reads costs a
-  /// policy access (sketch counters, queue links) while telling the policy little more (their
-  /// frequency counters saturate, their recency is the same). The Zipf hit ratio is unchanged by
-  /// it (bench/memory_bench: 0.7880 with, 0.7883 without). Only addresses are compared: a stale
-  /// filter slot is never dereferenced.
+  /// Two filters drop reads that would tell the policy nothing new, before they cost a buffer slot
+  /// and a replay (a sketch increment and a queue move, which writes the links of the entry and
+  /// of its neighbours):
+  /// - an entry whose last replayed read is of the current *generation* (a generation ends after
+  ///   max(1, max_entries / kGenerationDivisor) replayed reads): under a skewed load the hottest
+  ///   entries are read many times per generation, and their frequency counters saturate while
+  ///   their place stays near the most recent end of their queue. So an entry reaches the policy
+  ///   at most about once per generation, and recency is kept to within a generation (1/16 of
+  ///   the capacity in replayed reads). The check is two loads and writes nothing shared.
+  /// - an entry this thread already noted since its stripe was last replayed (a small filter of
+  ///   the hashes of recent reads, direct-mapped, cleared at each replay).
+  /// bench/trace_replay's `store` column (through this path) beside its `policy` column (every
+  /// access replayed) shows what the filters cost in hit ratio.
   bool record_read(Node* n) noexcept {
-    thread_local std::size_t reads = 0;
-    thread_local std::array<const Node*, 2 * kReadSlots> recent{};
-    const std::size_t r = (reinterpret_cast<std::uintptr_t>(n) >> 4) & (recent.size() - 1);
-    if (recent[r] == n) return false;
-    recent[r] = n;
-    const std::size_t i = reads++;
-    if ((i & (kReadSlots - 1)) == kReadSlots - 1) recent.fill(nullptr);
+    ThreadReads& recent = thread_reads();
+    // After a replay found the policy busy (another thread replaying), this thread notes nothing
+    // for a while: the policy cannot keep up with every read of every core, and the reads it
+    // would be shown are a sample anyway (a lossy buffer, as Caffeine's). One thread alone is
+    // never turned away, so a single-threaded run (bench/trace_replay) replays the same reads.
+    if (recent.backoff != 0) [[unlikely]] {
+      --recent.backoff;
+      return false;
+    }
+    // One read in kNotedAnyway that the generation check drops is noted all the same: generations
+    // end by replayed reads, so a load whose every read is dropped (a hot set smaller than a
+    // generation, no misses) would otherwise never end one, and its entries' counts would stop.
+    if (n->seen.load(std::memory_order_relaxed) ==
+            generation_.value.load(std::memory_order_relaxed) &&
+        (++recent.dropped & (kNotedAnyway - 1)) != 0)
+      return false;
+    // Keys are told apart by their hash, not by the node's address: the same requests drop the
+    // same reads in every run (by address, hit ratios varied with the heap layout).
+    const std::size_t r = static_cast<std::size_t>(n->hash) & (recent.hashes.size() - 1);
+    if (recent.hashes[r] == n->hash) return false;
+    recent.hashes[r] = n->hash;
+    const std::size_t i = recent.reads++;
+    if ((i & (kReadSlots - 1)) == kReadSlots - 1) recent.hashes.fill(0);
     read_buffer_[detail::stripe_index()].slots[i & (kReadSlots - 1)].store(
         n, std::memory_order_release);
     return (i & (kReadSlots - 1)) == kReadSlots - 1;
@@ -572,13 +649,32 @@ class MemoryStore final : public Store {
   }
 
   void drain_stripe_locked(ReadStripe& stripe) {
+    // Take the buffered nodes first and prefetch their policy parts (a reader loaded only the
+    // other end of the node), so the replays below overlap their cache misses instead of taking
+    // them one after another.
+    std::array<Node*, kReadSlots> nodes;
+    std::size_t count = 0;
     for (auto& slot : stripe.slots) {
       // A load and a store, not an exchange: a read noted in between is lost, which a lossy
       // buffer allows; a pointer noted before the last epoch move is always cleared.
       Node* n = slot.load(std::memory_order_acquire);
       if (n == nullptr) continue;
       slot.store(nullptr, std::memory_order_relaxed);
-      if (n->state == State::live) policy_.access(n);
+      __builtin_prefetch(static_cast<detail::StoreHook*>(n), 1);
+      nodes[count++] = n;
+    }
+    for (std::size_t i = 0; i < count; ++i) {
+      Node* n = nodes[i];
+      if (n->state != State::live) continue;
+      policy_.access(n);
+      n->seen.store(generation_now_, std::memory_order_relaxed);
+      if (++replayed_ >= generation_length_) {
+        replayed_ = 0;
+        // 0 is skipped: it is the `seen` of an entry whose reads were never replayed.
+        generation_now_ =
+            static_cast<std::uint16_t>(generation_now_ == 0xFFFF ? 1 : generation_now_ + 1);
+        generation_.value.store(generation_now_, std::memory_order_relaxed);
+      }
     }
   }
 
@@ -714,11 +810,18 @@ class MemoryStore final : public Store {
   }
 
   Options options_;
+  detail::EpochDomain& epochs_ = detail::EpochDomain::global();
+  const std::uint64_t id_ = next_id();  // tells a thread's read filter which store it serves
   // Retired nodes that make maintenance move the epoch (a membarrier, ~1 us): 1/8 of the capacity,
   // within [16, 512].
   std::size_t reclaim_batch_ = std::clamp<std::size_t>(options_.max_entries / 8, 16, 512);
   std::array<Shard, kShards> shards_;
   std::array<ReadStripe, detail::kStripes> read_buffer_;
+  /// The current generation (see record_read), on a line of its own: readers load it on every hit,
+  /// the policy writes it once per generation.
+  struct alignas(detail::kCacheLine) Generation {
+    std::atomic<std::uint16_t> value{1};
+  } generation_;
 
   mutable detail::SpinLock policy_mutex_;  // guards everything below
   detail::StorePolicy policy_;
@@ -726,6 +829,10 @@ class MemoryStore final : public Store {
   std::vector<detail::StoreHook*> victims_;
   std::deque<Retired> retired_;              // in epoch order
   std::size_t reclaim_at_ = reclaim_batch_;  // retired_.size() that triggers a reclaim
+  std::uint16_t generation_now_ = 1;         // generation_'s value (written under this mutex)
+  std::size_t replayed_ = 0;                 // reads replayed in this generation
+  const std::size_t generation_length_ =
+      std::max<std::size_t>(1, options_.max_entries / kGenerationDivisor);
 
   std::atomic<std::uint64_t> evictions_{0};
   std::atomic<std::uint64_t> expirations_{0};
