@@ -2,7 +2,7 @@
 // and Belady's OPT (with bypass), both computed here, and Caffeine 2.6.2's published figures.
 //
 //   trace_replay [--traces DIR] [--only NAME[,NAME...]] [--driver both|store|policy]
-//                [--window SHARE] [--no-traces] [--no-synthetic]
+//                [--window SHARE [--margin M]] [--no-traces] [--no-synthetic]
 //
 // DIR defaults to ../shared/traces next to the source tree; each NAME.trace.xz there is one key
 // per line (decompressed by running `xz -dc`), and sizes.tsv names the cache sizes in entries.
@@ -12,9 +12,10 @@
 // it, so the lossy read buffers, their batched replay and the store's W-TinyLFU
 // (detail/store_policy.hpp) are all in the figure; the targets are judged on it. `policy` drives
 // detail::StorePolicy directly, every access in order (the same policy code without the table and
-// the buffers), and shows the window share and admission margin it ended with (window/m). --window
-// SHARE drives the policy with a fixed window share and no adaptation (0.01 is Caffeine 2.6's
-// configuration).
+// the buffers), and shows the window share, admission margin and sketch history (capacities of
+// requests between agings) it ended with (window/m/h). --window SHARE drives the policy with a
+// fixed window share and no adaptation (0.01 with the default --margin 0 is Caffeine 2.6's
+// configuration); --margin M (-1, 0 or 1) fixes the admission margin with it.
 //
 // OPT with bypass: on a miss with a full cache, the entry (resident or the requested one) whose
 // next request is furthest away is the one not kept; that is the best any policy can do, admission
@@ -213,8 +214,9 @@ std::uint64_t key_hash(std::uint64_t k) {
 
 struct Replay {
   double hit_ratio = 0;
-  double window = 0;  // the window's final share (policy driver only; -1 otherwise)
-  int margin = 0;     // the final admission margin (policy driver only)
+  double window = 0;     // the window's final share (policy driver only; -1 otherwise)
+  int margin = 0;        // the final admission margin (policy driver only)
+  unsigned history = 0;  // the sketch's final history, in capacities (policy driver only)
 };
 
 /// Through the real store, get-or-put as Cached does (no TTL pressure: entries live for a year).
@@ -244,6 +246,7 @@ Replay replay_store(const Trace& t, std::size_t capacity) {
 
 /// Straight into the policy the store uses.
 double fixed_window = -1;  // --window
+int fixed_margin = 0;      // --margin (with --window)
 
 Replay replay_policy(const Trace& t, std::size_t capacity) {
   struct Node : larder::detail::StoreHook {
@@ -258,6 +261,7 @@ Replay replay_policy(const Trace& t, std::size_t capacity) {
   larder::detail::WTinyLfu::Config config{.max_entries = capacity, .max_weight = 0};
   if (fixed_window >= 0) {  // --window: a fixed share, no adaptation (1% = Caffeine 2.6)
     config.initial_window = fixed_window;
+    config.admission_margin = fixed_margin;
     config.adaptive = false;
   }
   larder::detail::StorePolicy policy{config};
@@ -277,7 +281,8 @@ Replay replay_policy(const Trace& t, std::size_t capacity) {
   }
   policy.check_invariants();
   return {static_cast<double>(hits) / static_cast<double>(t.ids.size()),
-          policy.policy().window_fraction(), policy.policy().admission_margin()};
+          policy.policy().window_fraction(), policy.policy().admission_margin(),
+          policy.policy().sketch().history()};
 }
 
 // ---- synthetic workloads ------------------------------------------------------------------------
@@ -444,6 +449,9 @@ Options parse(int argc, char** argv) {
       fixed_window = std::stod(value());
       o.store = false;
       o.policy = true;
+    } else if (a == "--margin") {
+      fixed_margin = std::stoi(value());
+      if (fixed_margin < -1 || fixed_margin > 1) throw std::invalid_argument("--margin -1|0|1");
     } else if (a == "--no-traces") {
       o.run_traces = false;
     } else if (a == "--no-synthetic") {
@@ -451,7 +459,7 @@ Options parse(int argc, char** argv) {
     } else {
       throw std::invalid_argument(
           "usage: trace_replay [--traces DIR] [--only NAME,...] [--driver both|store|policy] "
-          "[--window SHARE] [--no-traces] [--no-synthetic]");
+          "[--window SHARE [--margin M]] [--no-traces] [--no-synthetic]");
     }
   }
   return o;
@@ -460,6 +468,7 @@ Options parse(int argc, char** argv) {
 struct Row {
   double store = NAN, policy = NAN, lru = 0, opt = 0, window = -1;
   int margin = 0;
+  unsigned history = 0;
   /// The figure the targets are judged on: the store's, else the policy's.
   double larder() const { return std::isnan(store) ? policy : store; }
 };
@@ -473,6 +482,7 @@ Row measure(const Trace& t, const std::vector<std::uint32_t>& next, std::size_t 
     r.policy = 100 * p.hit_ratio;
     r.window = p.window;
     r.margin = p.margin;
+    r.history = p.history;
   }
   r.lru = 100 * lru_hits(t, size);
   r.opt = 100 * opt_hits(t, next, size);
@@ -487,11 +497,11 @@ void print_percent(double v) {
   }
 }
 
-void print_window(double w, int margin) {
+void print_window(double w, int margin, unsigned history) {
   if (w < 0) {
-    std::printf(" %10s", "-");
+    std::printf(" %13s", "-");
   } else {
-    std::printf(" %5.1f%% %+d", 100 * w, margin);
+    std::printf(" %5.1f%% %+d %2u", 100 * w, margin, history);
   }
 }
 
@@ -502,16 +512,16 @@ int main(int argc, char** argv) try {
   const auto started = std::chrono::steady_clock::now();
   std::printf(
       "# larder trace replay. store: hit %% through larder::MemoryStore (find, put on a miss);\n"
-      "# policy: detail::StorePolicy driven directly (window/m: its final window share and "
-      "admission margin%s).\n"
+      "# policy: detail::StorePolicy driven directly. window/m/h: the window share, admission\n"
+      "# margin and sketch history (capacities of requests between agings) it ended with%s.\n"
       "# Targets are judged on the store column when it is run.\n",
       fixed_window >= 0 ? ", fixed by --window" : "");
   bool all_pass = true;
   if (o.run_traces) {
     const auto sizes = read_sizes(o.traces);
     const auto& caffeine = caffeine_262();
-    std::printf("\n%-12s %7s %9s %8s %8s %8s %8s %8s %8s %8s %10s\n", "trace", "size", "requests",
-                "store", "policy", "LRU", "OPT", "Caffeine", "vs OPT", "vs best", "window/m");
+    std::printf("\n%-12s %7s %9s %8s %8s %8s %8s %8s %8s %8s %13s\n", "trace", "size", "requests",
+                "store", "policy", "LRU", "OPT", "Caffeine", "vs OPT", "vs best", "window/m/h");
     double gap_sum = 0;
     int rows = 0, bad_rows = 0;
     for (const auto& [name, list] : sizes) {
@@ -532,7 +542,7 @@ int main(int argc, char** argv) try {
         print_percent(r.opt);
         print_percent(caff);
         std::printf(" %+8.2f %+8.2f", r.larder() - r.opt, vs_best);
-        print_window(r.window, r.margin);
+        print_window(r.window, r.margin, r.history);
         std::printf("%s\n", vs_best < -1.0 ? "  << more than 1 point below best" : "");
         std::fflush(stdout);
         gap_sum += r.opt - r.larder();
@@ -553,8 +563,8 @@ int main(int argc, char** argv) try {
   }
   if (o.run_synthetic) {
     std::printf("\nsynthetic: %zu requests, %zu entries\n", kSynthRequests, kSynthEntries);
-    std::printf("%-20s %9s %8s %8s %8s %8s %8s %8s %10s\n", "workload", "keys", "store", "policy",
-                "LRU", "OPT", "vs OPT", "vs LRU", "window/m");
+    std::printf("%-20s %9s %8s %8s %8s %8s %8s %8s %13s\n", "workload", "keys", "store", "policy",
+                "LRU", "OPT", "vs OPT", "vs LRU", "window/m/h");
     std::vector<Trace> synth;
     for (const double s : {0.6, 0.8, 0.99, 1.2}) synth.push_back(zipf_trace(s, 42));
     synth.push_back(zipf_scan_trace(43));
@@ -571,7 +581,7 @@ int main(int argc, char** argv) try {
       print_percent(r.lru);
       print_percent(r.opt);
       std::printf(" %+8.2f %+8.2f", r.larder() - r.opt, r.larder() - r.lru);
-      print_window(r.window, r.margin);
+      print_window(r.window, r.margin, r.history);
       std::printf("\n");
       std::fflush(stdout);
       if (t.name == "zipf-0.99") zipf99 = r.larder() / 100;

@@ -1,6 +1,7 @@
 // The memory store's policy (detail/tinylfu.hpp through detail/store_policy.hpp): the frequency
-// sketch counts and ages, admission resists scans, the window share follows the workload, the
-// bounds hold after every operation, and a fixed seed makes the policy deterministic.
+// sketch counts and ages, admission resists scans, the window share, admission margin and sketch
+// history follow the workload, the bounds hold after every operation, and a fixed seed makes the
+// policy deterministic.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -114,6 +115,22 @@ TEST_CASE("The frequency sketch halves its counters every sample period", "[poli
   CHECK(sketch.frequency(hash_of(7)) <= 3);
 }
 
+TEST_CASE("The frequency sketch's history can be lengthened and shortened", "[policy]") {
+  FrequencySketch sketch{64};
+  CHECK(sketch.history() == 10);
+  sketch.set_history(40);
+  CHECK(sketch.history() == 40);
+  CHECK(sketch.sample_size() == 40 * 64);
+  for (std::uint64_t k = 1000; k < 1000 + 40 * 64 - 1; ++k) sketch.increment(hash_of(k));
+  CHECK(sketch.agings() == 0);  // 10 x capacity increments no longer age it
+  sketch.increment(hash_of(7));
+  CHECK(sketch.agings() == 1);
+  sketch.set_history(10);  // shorter: counts kept, ages after 10 x capacity more increments
+  CHECK(sketch.sample_size() == 640);
+  sketch.ensure_capacity(128);  // growing keeps the history length
+  CHECK(sketch.sample_size() == 1280);
+}
+
 TEST_CASE("A one-off scan does not flush a hot set", "[policy]") {
   Sim sim{{.max_entries = 1000, .seed = 1}, 200'000};
   // 500 hot keys, requested again and again (the cache has room for all of them).
@@ -186,6 +203,14 @@ TEST_CASE(
     CHECK(sim.policy().policy().admission_margin() >= 0);  // incumbents kept: a loop rewards it
     CHECK(hits > 300'000 / 2);                             // LRU: 0
   }
+  SECTION("Stable popularity, a long tail: the sketch remembers longer") {
+    Sim sim{{.max_entries = kCache, .seed = 5}, 50'000};
+    const Zipf zipf{50'000, 0.6, 6};
+    std::mt19937_64 rng{7};
+    for (int i = 0; i < 400'000; ++i) sim.request(zipf(rng));
+    CHECK(sim.policy().policy().sketch().history() == 40);
+    CHECK(sim.policy().policy().window_fraction() <= 0.08);
+  }
   SECTION("Recency: keys come back soon after their last use, then never; the window grows") {
     Sim sim{{.max_entries = kCache, .seed = 5}, 400'000};
     std::mt19937_64 rng{8};
@@ -204,7 +229,8 @@ TEST_CASE(
       recent.push_back(k);
     }
     CHECK(sim.policy().policy().window_fraction() >= 0.2);
-    CHECK(sim.policy().policy().admission_margin() <= 0);  // newcomers win ties
+    CHECK(sim.policy().policy().admission_margin() <= 0);   // newcomers win ties
+    CHECK(sim.policy().policy().sketch().history() == 10);  // old fame is no use here
   }
 }
 

@@ -10,12 +10,13 @@
 // the admission margin (how far the candidate must lead) are tuned at run time by miniature
 // simulations on a sample of the keys (ShadowTuner): recency-heavy workloads (shifting hot sets)
 // grow the window towards plain LRU, frequency-heavy ones (Zipf, loops longer than the cache)
-// shrink it towards plain TinyLFU.
+// shrink it towards plain TinyLFU. The same simulations choose how long the sketch remembers
+// (10 or 40 capacities of requests between agings): stable popularity rewards the longer memory.
 //
 // Single-threaded: the owner serializes every call (the memory store calls it under its policy
 // lock). Every operation is O(1) amortized: the sketch's aging touches the whole table once per
-// 10 x capacity additions, a window resize moves entries lazily, one eviction at a time, and the
-// shadows cost a bounded number of shadow operations per request.
+// 10 (or 40) x capacity additions, a window resize moves entries lazily, one eviction at a time,
+// and the shadows cost a bounded number of shadow operations per request.
 #pragma once
 
 #include <algorithm>
@@ -37,7 +38,7 @@ namespace larder::detail {
 /// and all four within the same 16-counter lane pattern chosen by the key. A key's frequency is the
 /// least of its counters (over-estimated only by collisions). After `sample_size()` increments
 /// every counter is halved, so the sketch forgets old popularity at a fixed rate: what counts is
-/// the frequency over about the last ten capacities of requests.
+/// the frequency over about the last `history()` (10 unless set) capacities of requests.
 class FrequencySketch {
  public:
   /// Room for about `capacity` keys (rounded up to a power of two words, at least 16).
@@ -92,8 +93,16 @@ class FrequencySketch {
     ++agings_;
   }
 
-  /// Increments between two agings: ten per key of capacity.
+  /// Increments between two agings: history() per key of capacity.
   std::uint64_t sample_size() const noexcept { return sample_size_; }
+  /// Increments between two agings per key of capacity (10 at the start).
+  unsigned history() const noexcept { return static_cast<unsigned>(history_); }
+  /// Ages every `history` x capacity increments from now on; the counts are kept (if more were
+  /// counted since the last aging, the next increment ages).
+  void set_history(unsigned history) noexcept {
+    history_ = std::max(1U, history);
+    sample_size_ = history_ * static_cast<std::uint64_t>(capacity_);
+  }
   std::size_t capacity() const noexcept { return capacity_; }
   std::uint64_t agings() const noexcept { return agings_; }
 
@@ -114,13 +123,14 @@ class FrequencySketch {
     table_.assign(words, 0);
     mask_ = words - 1;
     capacity_ = capacity;
-    sample_size_ = 10 * static_cast<std::uint64_t>(capacity);
+    sample_size_ = history_ * static_cast<std::uint64_t>(capacity);
     additions_ = 0;
   }
 
   std::vector<std::uint64_t> table_;
   std::uint64_t mask_ = 0;
   std::size_t capacity_ = 0;
+  std::uint64_t history_ = 10;
   std::uint64_t sample_size_ = 0;
   std::uint64_t additions_ = 0;
   std::uint64_t agings_ = 0;
@@ -146,8 +156,9 @@ class ShadowTuner;
 ///
 /// Beyond Caffeine 2.6's W-TinyLFU: the sketch uses conservative update, the victim a candidate
 /// meets is the least frequent of probation's four oldest entries (not just the oldest), and the
-/// window's share and the admission margin are chosen by ShadowTuner's miniature simulations
-/// instead of being fixed (Caffeine 2.6: a 1% window, margin 0).
+/// window's share, the admission margin and the sketch's history length are chosen by
+/// ShadowTuner's miniature simulations instead of being fixed (Caffeine 2.6: a 1% window, margin
+/// 0, ten capacities of requests between agings).
 class WTinyLfu {
  public:
   enum Region : std::uint8_t { kWindow = 0, kProbation = 1, kProtected = 2, kNone = 3 };
@@ -451,36 +462,51 @@ class WTinyLfu {
   std::unique_ptr<ShadowTuner> tuner_;
 };
 
-/// Chooses the window's share and the admission margin by miniature simulation.
+/// Chooses the window's share, the admission margin and the sketch's history length by
+/// miniature simulation.
 ///
 /// Shadow W-TinyLFU caches replay a spatially sampled subset of the requests: the keys whose
 /// remixed hash falls in a fixed fraction R = min(1, kShadowEntries / max_entries) of the hash
 /// space, against R times the bounds (SHARDS-style: a sampled key's whole history is in the
 /// sample, so a shadow behaves like a scaled-down copy of the real cache). Seven shadows differ in
 /// the window share, from 0% (pure TinyLFU) to 85% (nearly LRU), all with the current admission
-/// margin; three more run the current share with margins -1 (admit on a tie: leans to recency), 0
-/// (TinyLFU's rule) and +1 (keep the incumbent unless the newcomer leads by two: steadier, which
-/// loops and stable popularity reward). Every period (ten shadow capacities of
-/// sampled requests) the real cache moves to the best share and to the best margin, each on hits
-/// counted with exponential decay (a period weighs half the next), and only if the lead exceeds
-/// the square root of the two scores (the Poisson noise of the counts), so ties do not make it
-/// flap. All shadows see the same requests at the same time, so a comparison has none of the drift
-/// that makes a hill climber (one configuration now against another one earlier) chase noise.
+/// margin and history; three more run the current share and history with margins -1 (admit on a
+/// tie: leans to recency), 0 (TinyLFU's rule) and +1 (keep the incumbent unless the newcomer
+/// leads by two: steadier, which loops and stable popularity reward); one runs the current share
+/// and margin with the other history length (its sketch ages every 40 shadow capacities of
+/// requests instead of 10, or the reverse). The margin shadow of the current margin is the
+/// current configuration, the *reference*: every request that exactly one of a shadow and the
+/// reference hits is a win or a loss for that shadow (the requests both hit or both miss say
+/// nothing about which is better). Every period (ten shadow capacities of sampled requests), with
+/// the wins and losses of past periods decayed by half each period, the real cache switches to the
+/// other history if that shadow clearly leads, else to the best share and the best margin, each
+/// only if its lead is clear: wins - losses > 2 sqrt(wins + losses) (a sign test: if the two were
+/// as good, each such request would be a fair coin's toss), so near-ties do not make it flap. The
+/// shadows see the same requests at the same time, so a comparison has none of the drift that
+/// makes a hill climber (one configuration now against another one earlier) chase noise, and
+/// pairing them request by request removes the noise of the requests themselves: a lead of a
+/// few tenths of a point is found where comparing the two hit counts would need several points.
 ///
-/// Cost: the shadows share one sketch (they count the same requests), counted once per sampled
-/// request; then each shadow does a lookup and a queue operation: kShadows x R of them per
-/// request, 0.5 at 10,000 entries but 10 for a store of at most 512 entries (where R = 1). Memory:
-/// kShadows x (R x max_entries + 1) hooks of 32 bytes plus their index slots, under 250 KB.
+/// Cost: the shadows share two sketches (one per history length; they count the same requests),
+/// each counted once per sampled request; then each shadow does a lookup and a queue operation:
+/// kShadows x R of them per request, 0.55 at 10,000 entries but 11 for a store of at most 512
+/// entries (where R = 1). Memory: kShadows x (R x max_entries + 1) hooks of 32 bytes plus their
+/// index slots, under 300 KB.
 class ShadowTuner {
  public:
   static constexpr double kShares[] = {0, 0.01, 0.03, 0.08, 0.20, 0.45, 0.85};
   static constexpr std::size_t kWindows = std::size(kShares);
-  static constexpr std::size_t kShadows = kWindows + 3;  // + one per margin
+  static constexpr std::size_t kShadows = kWindows + 4;  // + one per margin, + the other history
+  static constexpr std::size_t kHistoryShadow = kShadows - 1;
+  /// The sketch's history lengths: increments between two agings per key of capacity.
+  static constexpr unsigned kHistories[2] = {10, 40};
   static constexpr std::size_t kShadowEntries = 512;
+  static constexpr double kConfidence = 2;  // standard deviations a lead must exceed
 
   struct Choice {
     double share;
     int margin;
+    unsigned history;
   };
 
   explicit ShadowTuner(const WTinyLfu::Config& main)
@@ -501,54 +527,78 @@ class ShadowTuner {
                                       std::abs(kShares[current_] - main.initial_window))
         current_ = i;
     for (std::size_t i = 0; i < kShadows; ++i) {
-      const bool margin_shadow = i >= kWindows;
+      const bool at_current_share = i >= kWindows;
+      const bool margin_shadow = at_current_share && i != kHistoryShadow;
       shadows_[i].init(
           WTinyLfu::Config{.max_entries = entries,
                            .max_weight = weight,
-                           .initial_window = kShares[margin_shadow ? current_ : i],
+                           .initial_window = kShares[at_current_share ? current_ : i],
                            .adaptive = false,
                            .seed = main.seed + i + 1,
                            .admission_margin = margin_shadow ? margin_of(i) : margin_});
     }
     victims_.reserve(entries + 2);  // at most every entry and the new one: no allocation later
-    sketch_.ensure_capacity(entries);
-    for (Shadow& s : shadows_) s.cache->share_sketch(&sketch_);
+    for (std::size_t i = 0; i < 2; ++i) {
+      sketches_[i].ensure_capacity(entries);
+      sketches_[i].set_history(kHistories[i]);
+    }
+    share_sketches();
     period_ = 10 * static_cast<std::uint64_t>(entries);
   }
 
   /// One request for `key` (an entry of `weight`). True at the end of a period: `out` then holds
-  /// the share and margin to use from now on.
+  /// the share, margin and history to use from now on.
   bool record(std::uint32_t key, std::uint64_t weight, Choice& out) noexcept {
     std::uint64_t h = key * 0x9e3779b97f4a7c15ULL;
     h ^= h >> 29;
     if ((h >> 48) >= threshold_) return false;
-    sketch_.increment(key);
-    for (Shadow& s : shadows_) s.request(key, weight, victims_);
+    for (FrequencySketch& sketch : sketches_) sketch.increment(key);
+    bool hit[kShadows];
+    for (std::size_t i = 0; i < kShadows; ++i) hit[i] = shadows_[i].request(key, weight, victims_);
+    const bool reference_hit = hit[margin_shadow(margin_)];
+    for (std::size_t i = 0; i < kShadows; ++i) {
+      shadows_[i].wins += hit[i] && !reference_hit;
+      shadows_[i].losses += !hit[i] && reference_hit;
+    }
     if (++sampled_ < period_) return false;
     sampled_ = 0;
     for (Shadow& s : shadows_) s.end_period();
-    // The share: the best window shadow, if its lead is more than noise.
+    if (clear_lead(kHistoryShadow)) {
+      // The other history: its shadow and the reference trade places (so the shadows keep their
+      // contents), the others switch sketch, and the share and margin wait for a period measured
+      // with the new history.
+      std::swap(shadows_[kHistoryShadow], shadows_[margin_shadow(margin_)]);
+      history_ ^= 1;
+      share_sketches();
+      for (Shadow& s : shadows_) s.forget_comparison();
+      out = {kShares[current_], margin_, kHistories[history_]};
+      return true;
+    }
+    // The share: the best window shadow, if its lead over the reference is clear.
     std::size_t best = current_;
     for (std::size_t i = 0; i < kWindows; ++i)
-      if (shadows_[i].score > shadows_[best].score) best = i;
-    if (!clear_lead(shadows_[best].score, shadows_[current_].score)) best = current_;
-    // The margin: the best of the three margin shadows (all at the current share), if its lead
-    // over the current margin's is more than noise.
+      if (shadows_[i].lead() > shadows_[best].lead()) best = i;
+    if (!clear_lead(best)) best = current_;
+    // The margin: the best of the three margin shadows (all at the current share), if clear.
     int margin = margin_;
-    for (std::size_t i = kWindows; i < kShadows; ++i)
-      if (shadows_[i].score > shadows_[margin_shadow(margin)].score) margin = margin_of(i);
-    if (!clear_lead(shadows_[margin_shadow(margin)].score, shadows_[margin_shadow(margin_)].score))
-      margin = margin_;
+    for (std::size_t i = kWindows; i < kHistoryShadow; ++i)
+      if (shadows_[i].lead() > shadows_[margin_shadow(margin)].lead()) margin = margin_of(i);
+    if (!clear_lead(margin_shadow(margin))) margin = margin_;
+    if (margin != margin_ || best != current_) {
+      // A new reference: the wins and losses counted against the old one no longer apply.
+      for (Shadow& s : shadows_) s.forget_comparison();
+    }
     if (margin != margin_) {
       margin_ = margin;
       for (std::size_t i = 0; i < kWindows; ++i) shadows_[i].cache->set_admission_margin(margin_);
+      shadows_[kHistoryShadow].cache->set_admission_margin(margin_);
     }
     if (best != current_) {
       current_ = best;
       for (std::size_t i = kWindows; i < kShadows; ++i)
         shadows_[i].cache->set_window_fraction(kShares[current_]);
     }
-    out = {kShares[current_], margin_};
+    out = {kShares[current_], margin_, kHistories[history_]};
     return true;
   }
 
@@ -560,8 +610,15 @@ class ShadowTuner {
     std::vector<std::uint32_t> free;
     std::vector<std::uint32_t> slots;  // hook index + 1; 0 = empty
     std::size_t mask = 0;
-    std::uint64_t hits = 0;
-    double score = 0;  // hits counted with decay
+    // Against the reference: requests only this shadow hit (wins) and only the reference hit
+    // (losses), in this period, and over the past ones with decay.
+    std::uint64_t wins = 0;
+    std::uint64_t losses = 0;
+    double win_score = 0;
+    double loss_score = 0;
+
+    double lead() const noexcept { return win_score - loss_score; }
+    void forget_comparison() noexcept { win_score = loss_score = 0; }
 
     void init(const WTinyLfu::Config& config) {
       cache = std::make_unique<WTinyLfu>(config);
@@ -574,14 +631,14 @@ class ShadowTuner {
     std::size_t home(std::uint32_t key) const noexcept {
       return static_cast<std::size_t>((key * 0x9e3779b97f4a7c15ULL) >> 32) & mask;
     }
-    void request(std::uint32_t key, std::uint64_t weight,
+    /// One request; true on a hit.
+    bool request(std::uint32_t key, std::uint64_t weight,
                  std::vector<TinyLfuHook*>& victims) noexcept {
       std::size_t slot = home(key);
       while (slots[slot] != 0 && hooks[slots[slot] - 1].key_hash != key) slot = (slot + 1) & mask;
       if (slots[slot] != 0) {
-        ++hits;
         cache->access(&hooks[slots[slot] - 1]);
-        return;
+        return true;
       }
       const std::uint32_t at = free.back();
       free.pop_back();
@@ -592,6 +649,7 @@ class ShadowTuner {
       victims.clear();
       cache->insert(&hook, victims);  // victims: capacity reserved, no allocation past warm-up
       for (TinyLfuHook* v : victims) release(static_cast<std::size_t>(v - hooks.data()));
+      return false;
     }
     /// Deletes the hook's key (linear probing, backward-shift deletion) and frees the hook.
     void release(std::size_t at) noexcept {
@@ -609,12 +667,24 @@ class ShadowTuner {
       free.push_back(static_cast<std::uint32_t>(at));
     }
     void end_period() noexcept {
-      score = score / 2 + static_cast<double>(hits);
-      hits = 0;
+      win_score = win_score / 2 + static_cast<double>(wins);
+      loss_score = loss_score / 2 + static_cast<double>(losses);
+      wins = losses = 0;
     }
   };
 
-  static bool clear_lead(double a, double b) noexcept { return a - b > std::sqrt(a + b); }
+  /// Whether shadow i beats the reference by more than noise (a sign test on the requests only
+  /// one of the two hit).
+  bool clear_lead(std::size_t i) const noexcept {
+    const Shadow& s = shadows_[i];
+    return s.lead() > kConfidence * std::sqrt(s.win_score + s.loss_score);
+  }
+
+  /// The shadows read the current history's sketch, the history shadow the other one.
+  void share_sketches() noexcept {
+    for (std::size_t i = 0; i < kShadows; ++i)
+      shadows_[i].cache->share_sketch(&sketches_[i == kHistoryShadow ? history_ ^ 1 : history_]);
+  }
 
   /// Margin shadows kWindows, +1, +2 run margins -1, 0, +1.
   static int margin_of(std::size_t shadow) noexcept {
@@ -625,7 +695,8 @@ class ShadowTuner {
   }
 
   Shadow shadows_[kShadows];
-  FrequencySketch sketch_;  // the shadows' one sketch: they all count the same sampled requests
+  FrequencySketch sketches_[2];  // one per history length, counting the same sampled requests
+  std::size_t history_ = 0;      // index of the current history in kHistories
   std::vector<TinyLfuHook*> victims_;
   int margin_ = 0;
   std::size_t current_ = 0;      // index of the current share in kShares
@@ -640,6 +711,7 @@ inline void WTinyLfu::record(const TinyLfuHook* n) noexcept {
   ShadowTuner::Choice choice{};
   if (!tuner_->record(n->key_hash, n->weight, choice)) return;
   margin_ = choice.margin;
+  if (choice.history != own_sketch_.history()) own_sketch_.set_history(choice.history);
   if (choice.share != window_) set_window_fraction(choice.share);
 }
 
