@@ -569,10 +569,10 @@ class MemoryStore final : public Store {
     std::array<std::atomic<Node*>, kReadSlots> slots{};
   };
 
-  /// A thread's read-recording state for one store: its position in its stripe, its filter of
-  /// recent reads, its count of reads the generation check dropped, and its back-off. Reset when
-  /// the thread turns to another store (by id: a new store may reuse a destroyed one's address),
-  /// so that one store's requests are noted and dropped the same way whatever ran before.
+  /// A thread's read-recording state: its position in its stripe, its filter of recent reads, its
+  /// count of reads the generation check dropped, and its back-off. The counters restart when the
+  /// thread turns to another store (by id: a new store may reuse a destroyed one's address), so
+  /// that one store's requests are noted and dropped the same way whatever ran before.
   struct ThreadReads {
     std::uint64_t store = 0;
     std::size_t reads = 0;
@@ -583,8 +583,11 @@ class MemoryStore final : public Store {
   ThreadReads& thread_reads() const noexcept {
     thread_local ThreadReads reads;
     if (reads.store != id_) [[unlikely]] {
-      reads = ThreadReads{};
+      // The filter's slots are salted with the store's id (see record_read), so another store's
+      // leftovers never match here and need no clearing: a thread that alternates between stores
+      // pays four stores per switch, not a 512-byte clear.
       reads.store = id_;
+      reads.reads = reads.dropped = reads.backoff = 0;
     }
     return reads;
   }
@@ -634,9 +637,10 @@ class MemoryStore final : public Store {
       return false;
     // Keys are told apart by their hash, not by the node's address: the same requests drop the
     // same reads in every run (by address, hit ratios varied with the heap layout).
+    const std::uint64_t tag = n->hash + filter_salt_;
     const std::size_t r = static_cast<std::size_t>(n->hash) & (recent.hashes.size() - 1);
-    if (recent.hashes[r] == n->hash) return false;
-    recent.hashes[r] = n->hash;
+    if (recent.hashes[r] == tag) return false;
+    recent.hashes[r] = tag;
     const std::size_t i = recent.reads++;
     if ((i & (kReadSlots - 1)) == kReadSlots - 1) recent.hashes.fill(0);
     read_buffer_[detail::stripe_index()].slots[i & (kReadSlots - 1)].store(
@@ -812,6 +816,8 @@ class MemoryStore final : public Store {
   Options options_;
   detail::EpochDomain& epochs_ = detail::EpochDomain::global();
   const std::uint64_t id_ = next_id();  // tells a thread's read filter which store it serves
+  // Added to key hashes in a thread's read filter: distinct per store (an odd multiple of the id).
+  const std::uint64_t filter_salt_ = id_ * 0x9e3779b97f4a7c15ULL;
   // Retired nodes that make maintenance move the epoch (a membarrier, ~1 us): 1/8 of the capacity,
   // within [16, 512].
   std::size_t reclaim_batch_ = std::clamp<std::size_t>(options_.max_entries / 8, 16, 512);
