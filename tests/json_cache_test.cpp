@@ -5,7 +5,6 @@
 // never loses the caller's text; invalid IDs throw; written() invalidates or re-warms.
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <larder/json_cache.hpp>
 #include <larder/larder.hpp>
@@ -21,6 +20,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/gate.hpp"
 #include "support/map_byte_store.hpp"
 
 using namespace std::chrono_literals;
@@ -49,13 +49,7 @@ class FooRepository {
   using id_type = std::int64_t;
 
   std::vector<Foo> get_many(std::span<const std::int64_t> ids) {
-    {
-      std::unique_lock gate{gate_mutex_};
-      ++inside_;
-      gate_cv_.notify_all();
-      gate_cv_.wait(gate, [this] { return gate_open_; });
-      --inside_;
-    }
+    gate_.pass();
     std::lock_guard lock{mutex_};
     ++calls;
     asked.insert(asked.end(), ids.begin(), ids.end());
@@ -100,29 +94,14 @@ class FooRepository {
   }
 
   /// While closed, get_many blocks (to hold a warming in the middle of its work).
-  void close_gate() {
-    std::lock_guard gate{gate_mutex_};
-    gate_open_ = false;
-  }
-  void open_gate() {
-    {
-      std::lock_guard gate{gate_mutex_};
-      gate_open_ = true;
-    }
-    gate_cv_.notify_all();
-  }
-  void wait_inside(int n) {
-    std::unique_lock gate{gate_mutex_};
-    gate_cv_.wait(gate, [&] { return inside_ >= n; });
-  }
+  void close_gate() { gate_.close(); }
+  void open_gate() { gate_.open(); }
+  void wait_inside(int n) { gate_.wait_inside(n); }
 
   std::atomic<bool> failing{false};
 
  private:
-  std::mutex gate_mutex_;
-  std::condition_variable gate_cv_;
-  bool gate_open_ = true;
-  int inside_ = 0;
+  larder::testing::Gate gate_;
   std::mutex mutex_;
   std::map<std::int64_t, Foo> rows;
   int calls = 0;

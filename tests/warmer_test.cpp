@@ -3,7 +3,6 @@
 // running. Contention is built with a gate, never with sleeps that a slow machine could outrun.
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <larder/executor.hpp>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "support/catch.hpp"
+#include "support/gate.hpp"
 
 using namespace std::chrono_literals;
 using larder::StopMode;
@@ -27,39 +27,22 @@ namespace {
 /// A warm function double: records what it warmed, blocks while its gate is closed, throws for
 /// the IDs in `poison`.
 struct Recorder {
-  std::mutex mutex;
-  std::condition_variable cv;
-  bool open = true;
-  int inside = 0;
+  larder::testing::Gate gate;
+  std::mutex mutex;  // guards the vectors
   std::vector<std::pair<std::int64_t, WarmKind>> warmed;
   std::vector<std::pair<std::int64_t, WarmKind>> cancelled;
   std::set<std::int64_t> poison;
 
   void warm(std::int64_t id, WarmKind kind) {
-    std::unique_lock lock{mutex};
-    ++inside;
-    cv.notify_all();
-    cv.wait(lock, [this] { return open; });
-    --inside;
+    gate.pass();
+    std::lock_guard lock{mutex};
     if (poison.count(id)) throw std::runtime_error("boom " + std::to_string(id));
     warmed.emplace_back(id, kind);
   }
-  void close() {
-    std::lock_guard lock{mutex};
-    open = false;
-  }
-  void release() {
-    {
-      std::lock_guard lock{mutex};
-      open = true;
-    }
-    cv.notify_all();
-  }
+  void close() { gate.close(); }
+  void release() { gate.open(); }
   /// Waits until n calls are held at the gate.
-  void wait_inside(int n) {
-    std::unique_lock lock{mutex};
-    cv.wait(lock, [&] { return inside >= n; });
-  }
+  void wait_inside(int n) { gate.wait_inside(n); }
   std::size_t count(std::int64_t id) {
     std::lock_guard lock{mutex};
     return static_cast<std::size_t>(

@@ -4,12 +4,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
+
+#include "gate.hpp"
 
 namespace larder::testing {
 
@@ -18,40 +18,18 @@ struct CountingFn {
   std::atomic<bool> fail{false};
   std::atomic<std::int64_t> offset{0};  // added to results, to tell computations apart
 
-  // A gate: while closed, calls block in the function (to build contention deterministically).
-  std::mutex mutex;
-  std::condition_variable cv;
-  bool open = true;
-  int inside = 0;
+  Gate gate;  // while closed, calls block in the function (to build contention deterministically)
 
   std::int64_t operator()(std::int64_t id) {
     ++calls;
-    {
-      std::unique_lock lock{mutex};
-      ++inside;
-      cv.notify_all();
-      cv.wait(lock, [this] { return open; });
-      --inside;
-    }
+    gate.pass();
     if (fail) throw std::runtime_error("database down");
     return id * 10 + offset;
   }
-  void close_gate() {
-    std::lock_guard lock{mutex};
-    open = false;
-  }
-  void open_gate() {
-    {
-      std::lock_guard lock{mutex};
-      open = true;
-    }
-    cv.notify_all();
-  }
+  void close_gate() { gate.close(); }
+  void open_gate() { gate.open(); }
   /// Waits until n calls are blocked at the gate.
-  void wait_inside(int n) {
-    std::unique_lock lock{mutex};
-    cv.wait(lock, [&] { return inside >= n; });
-  }
+  void wait_inside(int n) { gate.wait_inside(n); }
 };
 
 }  // namespace larder::testing
