@@ -26,23 +26,15 @@
 using namespace std::chrono_literals;
 
 using larder::testing::ApiServer;
+using larder::testing::metric_sample;
 
 namespace {
-
-/// The value of a Prometheus sample `name{model="Foo"}`.
-std::optional<double> sample(const std::string& metrics, const std::string& name) {
-  std::smatch m;
-  if (!std::regex_search(metrics, m,
-                         std::regex{"\n" + name + R"(\{model="Foo"\} ([0-9.eE+-]+)\n)"}))
-    return std::nullopt;
-  return std::stod(m[1].str());
-}
 
 double get_sample(httplib::Client& c, const std::string& name) {
   auto r = c.Get("/metrics");
   REQUIRE(r);
   REQUIRE(r->status == 200);
-  auto v = sample(r->body, name);
+  auto v = metric_sample(r->body, name);
   REQUIRE(v);
   return *v;
 }
@@ -191,8 +183,8 @@ TEST_CASE("api: /metrics is Prometheus text with hit and miss counters", "[api]"
   CHECK(r->get_header_value("Content-Type").starts_with("text/plain"));
   CHECK(r->body.find("# TYPE larder_json_hits_total counter\n") != std::string::npos);
   CHECK(r->body.find("# TYPE larder_json_misses_total counter\n") != std::string::npos);
-  CHECK(sample(r->body, "larder_json_hits_total") == 2.0);
-  CHECK(sample(r->body, "larder_json_misses_total") == 1.0);
+  CHECK(metric_sample(r->body, "larder_json_hits_total") == 2.0);
+  CHECK(metric_sample(r->body, "larder_json_misses_total") == 1.0);
   // Every non-comment line is `name{labels} value`.
   std::size_t pos = 0;
   int lines = 0;

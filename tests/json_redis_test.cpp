@@ -23,6 +23,7 @@
 
 using namespace std::chrono_literals;
 using larder::testing::ApiServer;
+using larder::testing::metric_sample;
 using larder::testing::RawRedis;
 using larder::testing::RedisServer;
 using larder::testing::shared_server;
@@ -47,14 +48,6 @@ std::string payload_value(const std::string& bytes) {
   const auto nl = bytes.find('\n');
   REQUIRE(nl != std::string::npos);
   return bytes.substr(nl + 1);
-}
-
-std::optional<double> sample(const std::string& metrics, const std::string& name) {
-  std::smatch m;
-  if (!std::regex_search(metrics, m,
-                         std::regex{"\n" + name + R"(\{model="Foo"\} ([0-9.eE+-]+)\n)"}))
-    return std::nullopt;
-  return std::stod(m[1].str());
 }
 
 }  // namespace
@@ -132,8 +125,9 @@ TEST_CASE("The API in --redis mode serves fresh bytes, and a second instance rea
   REQUIRE(r2);
   CHECK(r2->body == r->body);
   const auto metrics = c2.Get("/metrics")->body;
-  CHECK(sample(metrics, "larder_json_loads_total") == 0.0);  // served from Redis, not computed
-  CHECK(sample(metrics, "larder_json_hits_total") == 1.0);
+  CHECK(metric_sample(metrics, "larder_json_loads_total") ==
+        0.0);  // served from Redis, not computed
+  CHECK(metric_sample(metrics, "larder_json_hits_total") == 1.0);
   CHECK(first.stop() == 0);
   CHECK(second.stop() == 0);
 }

@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <regex>
 #include <stdexcept>
 #include <string>
@@ -21,6 +22,16 @@
 extern char** environ;
 
 namespace larder::testing {
+
+/// The value of the Prometheus sample `name{model="Foo"}` in the server's /metrics text, or
+/// nullopt if it is absent.
+inline std::optional<double> metric_sample(const std::string& metrics, const std::string& name) {
+  std::smatch m;
+  if (!std::regex_search(metrics, m,
+                         std::regex{"\n" + name + R"(\{model="Foo"\} ([0-9.eE+-]+)\n)"}))
+    return std::nullopt;
+  return std::stod(m[1].str());
+}
 
 /// The api_server child process: started with `args` plus `--port 0 --db <temp file>`, stopped by
 /// its PID (SIGTERM) and reaped; its stdout's first line gives the port.
