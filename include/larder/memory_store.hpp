@@ -11,8 +11,8 @@
 // Reads take no lock. The table is split into shards; each shard is a chained hash table of atomic
 // pointers. A reader announces itself in an epoch record of its own (detail/epoch.hpp), walks a
 // chain, copies the value's shared_ptr and the stamps, and notes the node in a lossy read buffer
-// (one store into a slot of its own stripe) unless the policy already saw a read of it in the
-// current generation (see record_read). A shard's sequence number tells a reader that a resize
+// (one store into a slot of its own stripe) unless this thread already noted it in the current
+// generation (see record_read). A shard's sequence number tells a reader that a resize
 // moved the chains under it, so a miss is only reported from a stable table. A node keeps what
 // readers load (hash, stamps, key, value) apart from what the policy writes (queue links), so a
 // replay on one core does not write the lines a reader on another core holds.
@@ -34,12 +34,14 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -396,9 +398,8 @@ class MemoryStore final : public Store {
     const std::uint64_t hash;
     const Stamps stamps;
     const std::uint32_t ns;
-    std::atomic<std::uint16_t> seen{0};  // see record_read (wraps; a stale match drops one read)
-    State state = State::pending;        // policy mutex
-    bool linked = true;                  // shard mutex
+    State state = State::pending;  // policy mutex
+    bool linked = true;            // shard mutex
   };
   struct Node : WriterPart, ReaderPart {
     Node(std::uint32_t n, std::uint64_t h, const Stamps& s) : ReaderPart{n, h, s} {}
@@ -464,6 +465,8 @@ class MemoryStore final : public Store {
   static constexpr std::size_t kGenerationDivisor = 16;  // see record_read
   static constexpr std::size_t kNotedAnyway = 64;        // a power of two; see record_read
   static constexpr std::size_t kBackoffReads = 4 * kReadSlots;  // see record_read
+  static constexpr std::size_t kMinMarks = 64;                  // see thread_marks
+  static constexpr std::size_t kMaxMarks = 8192;                // 64 KiB per reading thread
 
   static std::uint64_t next_id() noexcept {
     static std::atomic<std::uint64_t> last{0};
@@ -565,31 +568,51 @@ class MemoryStore final : public Store {
   // ---- read buffers
   // -------------------------------------------------------------------------------
 
+  /// A stripe of the read buffer and the counters of the thread that owns it (detail/
+  /// striped_counter.hpp): its position in the slots, the reads the generation filter dropped and
+  /// its back-off. They are the store's, not the thread's, so a thread that alternates between
+  /// stores keeps its place in each (relaxed atomics: the few threads beyond kStripes share
+  /// stripes, and then count approximately, which a lossy buffer allows).
   struct alignas(detail::kCacheLine) ReadStripe {
     std::array<std::atomic<Node*>, kReadSlots> slots{};
+    std::atomic<std::uint32_t> reads{0};
+    std::atomic<std::uint32_t> dropped{0};
+    std::atomic<std::uint32_t> backoff{0};
   };
+  static std::uint32_t bump(std::atomic<std::uint32_t>& counter) noexcept {
+    const std::uint32_t old = counter.load(std::memory_order_relaxed);
+    // A load and a store, no locked add: the stripe's owner alone writes it (threads that share a
+    // stripe lose a count now and then).
+    counter.store(old + 1, std::memory_order_relaxed);
+    return old;
+  }
 
-  /// A thread's read-recording state: its position in its stripe, its filter of recent reads, its
-  /// count of reads the generation check dropped, and its back-off. The counters restart when the
-  /// thread turns to another store (by id: a new store may reuse a destroyed one's address), so
-  /// that one store's requests are noted and dropped the same way whatever ran before.
-  struct ThreadReads {
-    std::uint64_t store = 0;
-    std::size_t reads = 0;
-    std::size_t dropped = 0;
-    std::size_t backoff = 0;
-    std::array<std::uint64_t, 2 * kReadSlots> hashes{};
+  /// A thread's generation filter (see record_read), one for every store it reads: the marks are
+  /// salted with the store's id, so another store's marks never match and need no clearing.
+  struct ThreadMarks {
+    std::uint64_t* slots = nullptr;  // `small` or `grown`; mask + 1 of them
+    std::size_t mask = 0;
+    std::unique_ptr<std::uint64_t[]> grown;
+    std::array<std::uint64_t, kMinMarks> small{};
   };
-  ThreadReads& thread_reads() const noexcept {
-    thread_local ThreadReads reads;
-    if (reads.store != id_) [[unlikely]] {
-      // The filter's slots are salted with the store's id (see record_read), so another store's
-      // leftovers never match here and need no clearing: a thread that alternates between stores
-      // pays four stores per switch, not a 512-byte clear.
-      reads.store = id_;
-      reads.reads = reads.dropped = reads.backoff = 0;
+  ThreadMarks& thread_marks() const noexcept {
+    thread_local ThreadMarks marks;
+    if (marks.mask + 1 < mark_slots_) [[unlikely]] {
+      if (marks.slots == nullptr) {
+        marks.slots = marks.small.data();
+        marks.mask = marks.small.size() - 1;
+      }
+      // Grown to what this store's generations need; if memory is short, the smaller filter only
+      // notes more reads (a slot two keys share drops neither).
+      if (marks.mask + 1 < mark_slots_) {
+        if (auto* bigger = new (std::nothrow) std::uint64_t[mark_slots_]()) {
+          marks.grown.reset(bigger);
+          marks.slots = bigger;
+          marks.mask = mark_slots_ - 1;
+        }
+      }
     }
-    return reads;
+    return marks;
   }
 
   /// This thread filled its stripe: replays it if the policy is free; if another thread holds
@@ -599,52 +622,52 @@ class MemoryStore final : public Store {
       std::lock_guard lock{policy_mutex_, std::adopt_lock};
       maintain_after_reads_locked(now);
     } else {
-      thread_reads().backoff = kBackoffReads;
+      read_buffer_[detail::stripe_index()].backoff.store(kBackoffReads, std::memory_order_relaxed);
     }
   }
 
   /// Notes a read for the policy; true when this thread should try to run maintenance.
   ///
-  /// Two filters drop reads that would tell the policy nothing new, before they cost a buffer slot
-  /// and a replay (a sketch increment and a queue move, which writes the links of the entry and
-  /// of its neighbours):
-  /// - an entry whose last replayed read is of the current *generation* (a generation ends after
-  ///   max(1, max_entries / kGenerationDivisor) replayed reads): under a skewed load the hottest
-  ///   entries are read many times per generation, and their frequency counters saturate while
-  ///   their place stays near the most recent end of their queue. So an entry reaches the policy
-  ///   at most about once per generation, and recency is kept to within a generation (1/16 of
-  ///   the capacity in replayed reads). The check is two loads and writes nothing shared.
-  /// - an entry this thread already noted since its stripe was last replayed (a small filter of
-  ///   the hashes of recent reads, direct-mapped, cleared at each replay).
+  /// Reads that would tell the policy nothing new are dropped before they cost a buffer slot and
+  /// a replay (a sketch increment and a queue move, which writes the links of the entry and of its
+  /// neighbours): a read of a key this thread already noted in the current *generation* (a
+  /// generation ends after max(1, max_entries / kGenerationDivisor) replayed reads). Under a skewed
+  /// load the hottest entries are read many times per generation, and their frequency counters
+  /// saturate while their place stays near the most recent end of their queue. So an entry reaches
+  /// the policy about once per generation per reading thread, and recency is kept to within a
+  /// generation (1/16 of the capacity in replayed reads).
+  ///
+  /// The filter is the thread's own: a direct-mapped table of marks, each the high 48 bits of a
+  /// salted key hash and the generation of its last noted read. A hit writes nothing another core
+  /// reads. (It used to be a generation stamp in each entry, written by the replay: every replayed
+  /// entry's line then moved to the replaying core, and the other core's next hit on it missed;
+  /// two threads ran no faster than one.) A slot two keys share only notes more reads.
   /// bench/trace_replay's `store` column (through this path) beside its `policy` column (every
-  /// access replayed) shows what the filters cost in hit ratio.
-  bool record_read(Node* n) noexcept {
-    ThreadReads& recent = thread_reads();
+  /// access replayed) shows what the filter costs in hit ratio.
+  bool record_read(const Node* n) noexcept {
+    ReadStripe& stripe = read_buffer_[detail::stripe_index()];
     // After a replay found the policy busy (another thread replaying), this thread notes nothing
     // for a while: the policy cannot keep up with every read of every core, and the reads it
     // would be shown are a sample anyway (a lossy buffer, as Caffeine's). One thread alone is
     // never turned away, so a single-threaded run (bench/trace_replay) replays the same reads.
-    if (recent.backoff != 0) [[unlikely]] {
-      --recent.backoff;
+    if (const std::uint32_t wait = stripe.backoff.load(std::memory_order_relaxed); wait != 0)
+        [[unlikely]] {
+      stripe.backoff.store(wait - 1, std::memory_order_relaxed);
       return false;
     }
-    // One read in kNotedAnyway that the generation check drops is noted all the same: generations
-    // end by replayed reads, so a load whose every read is dropped (a hot set smaller than a
-    // generation, no misses) would otherwise never end one, and its entries' counts would stop.
-    if (n->seen.load(std::memory_order_relaxed) ==
-            generation_.value.load(std::memory_order_relaxed) &&
-        (++recent.dropped & (kNotedAnyway - 1)) != 0)
-      return false;
     // Keys are told apart by their hash, not by the node's address: the same requests drop the
     // same reads in every run (by address, hit ratios varied with the heap layout).
-    const std::uint64_t tag = n->hash + filter_salt_;
-    const std::size_t r = static_cast<std::size_t>(n->hash) & (recent.hashes.size() - 1);
-    if (recent.hashes[r] == tag) return false;
-    recent.hashes[r] = tag;
-    const std::size_t i = recent.reads++;
-    if ((i & (kReadSlots - 1)) == kReadSlots - 1) recent.hashes.fill(0);
-    read_buffer_[detail::stripe_index()].slots[i & (kReadSlots - 1)].store(
-        n, std::memory_order_release);
+    const std::uint64_t mark = ((n->hash + filter_salt_) & ~std::uint64_t{0xFFFF}) |
+                               generation_.value.load(std::memory_order_relaxed);
+    ThreadMarks& marks = thread_marks();
+    std::uint64_t& slot = marks.slots[static_cast<std::size_t>(n->hash) & marks.mask];
+    // One read in kNotedAnyway that the filter drops is noted all the same: generations end by
+    // replayed reads, so a load whose every read is dropped (a hot set smaller than a generation,
+    // no misses) would otherwise never end one, and its entries' counts would stop.
+    if (slot == mark && ((bump(stripe.dropped) + 1) & (kNotedAnyway - 1)) != 0) return false;
+    slot = mark;
+    const std::uint32_t i = bump(stripe.reads);
+    stripe.slots[i & (kReadSlots - 1)].store(const_cast<Node*>(n), std::memory_order_release);
     return (i & (kReadSlots - 1)) == kReadSlots - 1;
   }
 
@@ -671,7 +694,6 @@ class MemoryStore final : public Store {
       Node* n = nodes[i];
       if (n->state != State::live) continue;
       policy_.access(n);
-      n->seen.store(generation_now_, std::memory_order_relaxed);
       if (++replayed_ >= generation_length_) {
         replayed_ = 0;
         // 0 is skipped: it is the `seen` of an entry whose reads were never replayed.
@@ -815,9 +837,13 @@ class MemoryStore final : public Store {
 
   Options options_;
   detail::EpochDomain& epochs_ = detail::EpochDomain::global();
-  const std::uint64_t id_ = next_id();  // tells a thread's read filter which store it serves
-  // Added to key hashes in a thread's read filter: distinct per store (an odd multiple of the id).
-  const std::uint64_t filter_salt_ = id_ * 0x9e3779b97f4a7c15ULL;
+  // Added to key hashes in a thread's generation filter: distinct per store (an odd multiple of a
+  // number no other store of the process had: a new store may reuse a destroyed one's address).
+  const std::uint64_t filter_salt_ = next_id() * 0x9e3779b97f4a7c15ULL;
+  // Slots of a reading thread's generation filter: twice the most keys a generation can replay.
+  const std::size_t mark_slots_ = std::clamp<std::size_t>(
+      std::bit_ceil(2 * std::max<std::size_t>(1, options_.max_entries / kGenerationDivisor)),
+      kMinMarks, kMaxMarks);
   // Retired nodes that make maintenance move the epoch (a membarrier, ~1 us): 1/8 of the capacity,
   // within [16, 512].
   std::size_t reclaim_batch_ = std::clamp<std::size_t>(options_.max_entries / 8, 16, 512);
