@@ -136,24 +136,9 @@ class MemoryStore final : public Store {
   template <class K, class V, class Eq>
   std::optional<Found<V>> find(std::uint32_t ns, std::uint64_t hash, const Eq& eq, TimePoint now) {
     std::optional<Found<V>> out;
-    bool maintain = false;
-    {
-      detail::EpochDomain::Guard guard{epochs()};
-      Node* n = lookup<K, V>(ns, hash, eq);
-      if (n == nullptr) return std::nullopt;
-      if (n->stamps.expired(now)) {
-        if (unlink_node(n)) {
-          std::lock_guard lock{policy_mutex_};
-          release_locked(n);
-          expirations_.fetch_add(1, std::memory_order_relaxed);
-        }
-        return std::nullopt;
-      }
-      const auto& typed = static_cast<const TypedNode<K, V>&>(*n);
-      out.emplace(Found<V>{detail::share_held<V>(typed.value), typed.stamps});
-      maintain = record_read(n);
-    }
-    if (maintain) replay_reads(now);
+    read<K, V>(ns, hash, eq, now, [&](const detail::held_value_t<V>& held, const Stamps& stamps) {
+      out.emplace(Found<V>{detail::share_held<V>(held), stamps});
+    });
     return out;
   }
 
@@ -696,7 +681,7 @@ class MemoryStore final : public Store {
       policy_.access(n);
       if (++replayed_ >= generation_length_) {
         replayed_ = 0;
-        // 0 is skipped: it is the `seen` of an entry whose reads were never replayed.
+        // 0 is skipped: a filter slot no read has marked yet (zero) must match no mark.
         generation_now_ =
             static_cast<std::uint16_t>(generation_now_ == 0xFFFF ? 1 : generation_now_ + 1);
         generation_.value.store(generation_now_, std::memory_order_relaxed);
