@@ -334,3 +334,94 @@ TEST_CASE("get_many with fail_fast refuses a key another caller is computing", "
   CHECK(single.get() == 70);
   CHECK(c(8).source() == Source::memory);  // computed before the refusal, and kept
 }
+
+// ---- across processes: the shared tier's lock (two Cached on one shared store, as two processes)
+
+TEST_CASE("get_many awaits a key another process is computing instead of computing it again",
+          "[bulk][lock]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  larder::MemoryStore l1_a, l1_b;
+  larder::TieredStore one{l1_a, shared}, two{l1_b, shared};
+  CountingFn fn_a, fn_b;
+  larder::Options o{.ttl = 1h, .lock_poll = 1ms, .clock = &clock};
+  larder::Cached a{one, "T", "f", wrap(fn_a), o};
+  larder::Cached b{two, "T", "f", wrap(fn_b), o};
+  fn_a.close_gate();
+  auto single = std::async(std::launch::async, [&] { return *a(2); });
+  fn_a.wait_inside(1);  // process one holds the lock of 2 and computes it
+  auto bulk = std::async(std::launch::async, [&] { return b.get_many(Ids{1, 2, 3}); });
+  // Process two computes 1 and 3, then polls for 2.
+  while (fn_b.calls < 2) std::this_thread::sleep_for(1ms);
+  std::this_thread::sleep_for(10ms);
+  fn_a.open_gate();
+  CHECK(single.get() == 20);
+  auto rs = bulk.get();
+  CHECK(values_of(rs) == Ids{10, 20, 30});
+  CHECK(sources_of(rs) == std::vector{Source::computed, Source::remote, Source::computed});
+  CHECK(fn_a.calls == 1);
+  CHECK(fn_b.calls == 2);  // 2 was not computed again
+  CHECK(b.stats().coalesced == 1);
+  for (std::int64_t k : {1, 2, 3}) CHECK_FALSE(shared.peek(b.key(k) + ":#lock"));  // released
+  CHECK(b(2).source() == Source::memory);  // the awaited value was copied into memory
+}
+
+TEST_CASE("get_many with a batched loader loads only the keys no other process holds",
+          "[bulk][lock]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  larder::MemoryStore l1;
+  larder::TieredStore store{l1, shared};
+  CountingFn fn;
+  BatchLoader loader;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 1h, .lock_poll = 1ms, .clock = &clock}};
+  REQUIRE(shared.try_lock(c.key(5) + ":#lock", "someone-else", 10s));
+  auto bulk = std::async(std::launch::async, [&] {
+    return c.get_many(Ids{4, 5, 6}, std::ref(loader));
+  });
+  auto batches = [&] {
+    std::lock_guard lock{loader.mutex};
+    return loader.batches.size();
+  };
+  while (batches() < 1) std::this_thread::sleep_for(1ms);  // 4 and 6 loaded; 5 is polled
+  clock.advance(11s);  // the holder died without storing 5: its lease runs out
+  auto rs = bulk.get();
+  CHECK(values_of(rs) == Ids{40, 50, 60});
+  REQUIRE(loader.batches.size() == 2);
+  CHECK(loader.batches[0] == Ids{4, 6});  // 5 was held elsewhere
+  CHECK(loader.batches[1] == Ids{5});     // and computed here once its lease ran out
+  CHECK(fn.calls == 0);
+  CHECK_FALSE(shared.peek(c.key(5) + ":#lock"));
+}
+
+TEST_CASE("get_many refuses a key another process holds per on_cold, and keeps the rest",
+          "[bulk][lock]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  larder::MemoryStore l1;
+  larder::TieredStore store{l1, shared};
+  CountingFn fn;
+  SECTION("fail_fast refuses at once") {
+    larder::Cached c{store,
+                     "T",
+                     "f",
+                     wrap(fn),
+                     {.ttl = 1h, .on_cold = larder::OnCold::fail_fast, .clock = &clock}};
+    REQUIRE(shared.try_lock(c.key(8) + ":#lock", "someone-else", 10s));
+    CHECK_THROWS_AS(c.get_many(Ids{7, 8}), larder::ColdCacheError);
+    CHECK(fn.calls == 1);
+    CHECK(shared.peek(c.key(7)).has_value());  // computed before the refusal, and stored
+    CHECK(c.stats().cold_rejections == 1);
+  }
+  SECTION("wait gives up after cold_wait") {
+    larder::Cached c{store,
+                     "T",
+                     "f",
+                     wrap(fn),
+                     {.ttl = 1h, .cold_wait = 30ms, .lock_poll = 1ms, .clock = &clock}};
+    REQUIRE(shared.try_lock(c.key(8) + ":#lock", "someone-else", 10s));
+    CHECK_THROWS_AS(c.get_many(Ids{7, 8}), larder::ColdCacheError);
+    CHECK(fn.calls == 1);
+    CHECK(c(7).source() == Source::memory);
+  }
+}

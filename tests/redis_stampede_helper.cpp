@@ -1,8 +1,9 @@
 // redis_stampede_helper: one "service instance" of the multi-process stampede test. Runs `threads`
-// threads that all call a Cached over TieredStore(MemoryStore, RedisStore) on one cold key, once
-// the parent creates <dir>/go. Each computation appends a line to <dir>/computations. Exits 0 if
-// every call returned the right value.
-//   usage: redis_stampede_helper <port> <threads> <dir>
+// threads that all call a Cached over TieredStore(MemoryStore, RedisStore) on one cold key (42),
+// or with `bulk`, get_many on three (41, 42, 43), once the parent creates <dir>/go. Each
+// computation appends a line "<pid> <id>" to <dir>/computations. Exits 0 if every call returned
+// the right values.
+//   usage: redis_stampede_helper <port> <threads> <dir> [bulk]
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -17,16 +18,18 @@
 #include <larder/redis_store.hpp>
 #include <larder/tiered_store.hpp>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 using namespace std::chrono_literals;
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::fprintf(stderr, "usage: redis_stampede_helper <port> <threads> <dir>\n");
+  if (argc != 4 && !(argc == 5 && std::string_view{argv[4]} == "bulk")) {
+    std::fprintf(stderr, "usage: redis_stampede_helper <port> <threads> <dir> [bulk]\n");
     return 2;
   }
+  const bool bulk = argc == 5;
   const int port = std::atoi(argv[1]);
   const int threads = std::atoi(argv[2]);
   const std::filesystem::path dir = argv[3];
@@ -40,7 +43,7 @@ int main(int argc, char** argv) {
   larder::TieredStore store{memory, redis};
   auto compute = [&](std::int64_t id) {
     const int fd = ::open(log.c_str(), O_WRONLY | O_APPEND | O_CREAT, 0600);
-    const std::string line = std::to_string(::getpid()) + "\n";
+    const std::string line = std::to_string(::getpid()) + " " + std::to_string(id) + "\n";
     if (fd >= 0) {
       (void)!::write(fd, line.data(), line.size());
       ::close(fd);
@@ -62,7 +65,14 @@ int main(int argc, char** argv) {
   for (int t = 0; t < threads; ++t)
     pool.emplace_back([&] {
       try {
-        if (*cached(42) != 294) ++wrong;
+        if (bulk) {
+          const std::vector<std::int64_t> ids{41, 42, 43};
+          const auto results = cached.get_many(ids);
+          for (std::size_t i = 0; i < ids.size(); ++i)
+            if (*results[i] != ids[i] * 7) ++wrong;
+        } else if (*cached(42) != 294) {
+          ++wrong;
+        }
       } catch (const std::exception& e) {
         std::fprintf(stderr, "helper %d: %s\n", static_cast<int>(::getpid()), e.what());
         ++wrong;

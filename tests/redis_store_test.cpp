@@ -15,6 +15,7 @@
 #include <larder/larder.hpp>
 #include <larder/redis_store.hpp>
 #include <larder/tiered_store.hpp>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -217,6 +218,27 @@ TEST_CASE("The lock: owner-only release, lease expiry, NOSCRIPT fallback", "[red
   CHECK(store.stats().errors == 0);
 }
 
+TEST_CASE("try_lock_many takes the free locks in one pipelined round trip", "[redis][lock]") {
+  auto& server = shared_server();
+  auto o = local(server.port());
+  o.key_prefix = "many:";
+  larder::RedisStore store{o};
+  auto raw = server.client();
+  for (const char* k : {"A", "B", "C"}) raw.command({"DEL", std::string{"many:"} + k});
+  REQUIRE(store.try_lock("B", "bob", 10s));
+  const std::vector<std::string> keys{"A", "B", "C"};
+  CHECK(store.try_lock_many(keys, "alice", 10s) == std::vector<bool>{true, false, true});
+  CHECK(raw.command({"GET", "many:A"}) == "alice");
+  CHECK(raw.command({"GET", "many:B"}) == "bob");
+  CHECK(raw.command({"PTTL", "many:C"}) != "-1");  // with its lease
+  // The connection is clean for the next command (every pipelined reply was read).
+  CHECK(store.unlock("A", "alice"));
+  CHECK(store.unlock("C", "alice"));
+  CHECK(store.try_lock_many({}, "alice", 10s).empty());
+  CHECK_THROWS_AS(store.try_lock_many(keys, "alice", 0ms), std::invalid_argument);
+  CHECK(store.stats().errors == 0);
+}
+
 TEST_CASE("A crashed holder's lock delays a cold key by its lease, no more", "[redis][lock]") {
   auto& server = shared_server();
   larder::RedisStore store{local(server.port())};
@@ -276,15 +298,20 @@ TEST_CASE("Garbage, foreign-key and old-schema bytes in Redis are misses, counte
   CHECK(c(1).source() == larder::Source::remote);
 }
 
-TEST_CASE("Processes x threads on one cold key compute it exactly once", "[redis][stampede]") {
+namespace {
+/// Runs 4 helper processes x 4 threads (redis_stampede_helper) on cold keys, all at once, and
+/// returns how many times each key was computed (the helpers log every computation).
+std::map<std::int64_t, int> run_stampede(const std::vector<std::int64_t>& keys, bool bulk) {
   auto& server = shared_server();
   const auto dir =
       std::filesystem::temp_directory_path() / ("larder-stampede-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   larder::RedisStore store{local(server.port())};
-  store.erase("larder:v1:Stampede:value:42");
-  store.erase("larder:v1:Stampede:value:42:#lock");
+  for (std::int64_t k : keys) {
+    store.erase("larder:v1:Stampede:value:" + std::to_string(k));
+    store.erase("larder:v1:Stampede:value:" + std::to_string(k) + ":#lock");
+  }
 
   constexpr int kProcesses = 4;
   constexpr int kThreads = 4;
@@ -292,11 +319,14 @@ TEST_CASE("Processes x threads on one cold key compute it exactly once", "[redis
   const std::string port = std::to_string(server.port());
   const std::string threads = std::to_string(kThreads);
   const std::string dir_s = dir.string();
+  const std::string mode = "bulk";
   for (int p = 0; p < kProcesses; ++p) {
     // posix_spawn (fork+exec): the child is a fresh program, which TSan and ASan are happy with.
     std::vector<char*> argv{const_cast<char*>(LARDER_STAMPEDE_HELPER),
                             const_cast<char*>(port.c_str()), const_cast<char*>(threads.c_str()),
-                            const_cast<char*>(dir_s.c_str()), nullptr};
+                            const_cast<char*>(dir_s.c_str())};
+    if (bulk) argv.push_back(const_cast<char*>(mode.c_str()));
+    argv.push_back(nullptr);
     pid_t pid = 0;
     REQUIRE(::posix_spawn(&pid, LARDER_STAMPEDE_HELPER, nullptr, nullptr, argv.data(), environ) ==
             0);
@@ -321,11 +351,29 @@ TEST_CASE("Processes x threads on one cold key compute it exactly once", "[redis
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ++failed;
   }
   CHECK(failed == 0);
+  std::map<std::int64_t, int> computations;
   std::ifstream log{dir / "computations"};
-  int computations = 0;
-  for (std::string line; std::getline(log, line);) ++computations;
-  CHECK(computations == 1);
+  for (long pid = 0, id = 0; log >> pid >> id;) ++computations[id];
   std::filesystem::remove_all(dir);
+  return computations;
+}
+}  // namespace
+
+TEST_CASE("Processes x threads on one cold key compute it exactly once", "[redis][stampede]") {
+  auto computed = run_stampede({42}, /*bulk=*/false);
+  CHECK(computed.size() == 1);
+  CHECK(computed[42] == 1);
+}
+
+TEST_CASE("Processes x threads on cold keys in bulk compute each exactly once",
+          "[redis][stampede]") {
+  // get_many locks the keys it computes in Redis, as single calls do, and awaits the others.
+  auto computed = run_stampede({41, 42, 43}, /*bulk=*/true);
+  CHECK(computed.size() == 3);
+  for (std::int64_t k : {41, 42, 43}) {
+    INFO("key " << k);
+    CHECK(computed[k] == 1);
+  }
 }
 
 TEST_CASE("Redis killed and restarted mid-run: right values, bounded latency, hits resume",

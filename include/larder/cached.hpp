@@ -276,8 +276,11 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// ByteStore::get_many, then computes only the keys still missing, once each. A key that a
   /// concurrent call is computing is joined (as a single call would wait for it), and single calls
   /// made meanwhile join the computations of this one. Stale entries follow the single-call path
-  /// (served stale while one caller or task refreshes them). The bulk path takes no cross-process
-  /// lock: it coordinates within this process only.
+  /// (served stale while one caller or task refreshes them). With a shared tier, the keys this call
+  /// computes are locked there first, as single calls lock them: a key another process is computing
+  /// is awaited (its value polled from the shared tier, one get_many per Options::lock_poll) rather
+  /// than computed again, and fails with ColdCacheError per Options::on_cold and cold_wait; one
+  /// whose holder gave up without a value is computed here.
   /// Failure: if fn throws for a key, the other keys are still computed and stored, then the first
   /// exception propagates (nothing is stored for the failing key). ColdCacheError as for a single
   /// call, per Options::on_cold. Store errors are counted and never thrown.
@@ -862,6 +865,147 @@ class Cached<Fn, detail::Signature<R, A...>> {
     std::size_t index;  // into the caller's span
     Call call;
   };
+  /// The keys a bulk call leads (computes, or awaits from another process) and their flights.
+  using Led = std::vector<std::pair<const BulkMiss*, std::unique_ptr<typename Flights::Leader>>>;
+
+  /// The shared tier's locks a bulk call holds: released when it goes out of scope, after the
+  /// values were stored.
+  struct HeldLocks {
+    explicit HeldLocks(Cached* s) : self{s} {}
+    HeldLocks(const HeldLocks&) = delete;
+    HeldLocks& operator=(const HeldLocks&) = delete;
+    ~HeldLocks() {
+      for (const auto& [lock, key] : locks) self->unlock_remote(lock, key);
+    }
+    Cached* self;
+    std::vector<std::pair<RemoteLock, std::string>> locks;  // each lock and its entry's key
+  };
+
+  /// Takes the shared tier's lock of every led key; returns the keys to compute here (their lock
+  /// held, or the store could not be asked) and moves those another process holds to `awaited`.
+  /// (Unlike a single call, no second read follows the lock: the bulk read was a moment ago, and a
+  /// value stored in between only costs a computation that no longer overlaps another.)
+  Led lock_remote(Led& led, Led& awaited, HeldLocks& locks) {
+    std::vector<const BulkMiss*> asked;
+    asked.reserve(led.size());
+    for (const auto& entry : led) asked.push_back(entry.first);
+    std::vector<std::optional<RemoteLock>> attempts = try_remote_locks(asked);
+    Led here;
+    for (std::size_t i = 0; i < led.size(); ++i) {
+      std::optional<RemoteLock>& lock = attempts[i];
+      if (lock && !lock->held) {
+        awaited.push_back(std::move(led[i]));
+        continue;
+      }
+      if (lock) locks.locks.emplace_back(std::move(*lock), led[i].first->call.key);
+      here.push_back(std::move(led[i]));
+    }
+    return here;
+  }
+
+  /// try_remote_lock for many keys in one ByteStore::try_lock_many (one round trip on Redis):
+  /// element i is the attempt for misses[i], or nullopt when the store could not be asked.
+  std::vector<std::optional<RemoteLock>> try_remote_locks(
+      const std::vector<const BulkMiss*>& misses) {
+    std::vector<std::optional<RemoteLock>> locks(misses.size());
+    if (misses.empty()) return locks;
+    std::vector<std::string> keys;
+    keys.reserve(misses.size());
+    for (const BulkMiss* m : misses) keys.push_back(m->call.key + ":#lock");
+    const std::string token = detail::lock_token();
+    try {
+      if (!bytes_->available()) return locks;
+      const std::vector<bool> taken =
+          bytes_->try_lock_many(std::span<const std::string>{keys}, token, opts_.lock_lease);
+      for (std::size_t i = 0; i < misses.size() && i < taken.size(); ++i)
+        locks[i] = RemoteLock{std::move(keys[i]), token, taken[i]};
+    } catch (const StoreError& e) {
+      store_error(misses.front()->call.key, e);
+    }
+    return locks;
+  }
+
+  /// Computes the led keys (one loader call, or fn per key) and completes their flights. The first
+  /// failure is kept in first_error; the other keys are still computed and stored.
+  template <class Loader>
+  void bulk_compute(std::span<const entity_type> entities, Loader* loader, const BulkParams& held,
+                    Led& led, std::vector<std::optional<result_type>>& out,
+                    std::exception_ptr& first_error) {
+    if (led.empty()) return;
+    if constexpr (std::is_same_v<Loader, BulkNoLoader>) {
+      (void)loader;
+      for (auto& [m, leader] : led) {
+        try {
+          with_bulk_args(entities[m->index], held, [&](const auto&... args) {
+            out[m->index].emplace(compute_and_store(m->call, *leader, std::nullopt, args...));
+          });
+        } catch (...) {
+          if (!first_error) first_error = std::current_exception();
+        }
+      }
+    } else {
+      try {
+        bulk_load(entities, *loader, held, led, out);
+      } catch (...) {
+        if (!first_error) first_error = std::current_exception();
+      }
+    }
+  }
+
+  /// Keys another process is computing: polls the shared tier for their values (one get_many per
+  /// Options::lock_poll) until Options::cold_wait. A key whose lock frees up with no value stored
+  /// (its holder failed, or died and its lease ran out) is computed here. With OnCold::fail_fast,
+  /// or once cold_wait is over, the keys still cold fail with ColdCacheError, as single calls do.
+  template <class Loader>
+  void await_remote(std::span<const entity_type> entities, Loader* loader, const BulkParams& held,
+                    Led& awaited, std::vector<std::optional<result_type>>& out, TimePoint now,
+                    std::exception_ptr& first_error) {
+    auto refuse = [&](const std::string& why) {
+      for (auto& [m, leader] : awaited) {
+        cold_rejections_.add();
+        auto error = std::make_exception_ptr(
+            ColdCacheError(fmt::format("larder: '{}' {}", m->call.key, why)));
+        leader->fail(error);
+        if (!first_error) first_error = error;
+      }
+      awaited.clear();
+    };
+    if (opts_.on_cold == OnCold::fail_fast) {
+      refuse("is cold and being computed by another process");
+      return;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + opts_.cold_wait;
+    while (!awaited.empty()) {
+      if (std::chrono::steady_clock::now() >= deadline) {
+        refuse(fmt::format("still cold after waiting {} ms for another process's computation",
+                           opts_.cold_wait.count()));
+        return;
+      }
+      std::this_thread::sleep_for(opts_.lock_poll);
+      std::vector<const BulkMiss*> polled;
+      polled.reserve(awaited.size());
+      for (const auto& entry : awaited) polled.push_back(entry.first);
+      auto remote = bulk_read_remote(polled, clock_->now());
+      Led missing;
+      for (std::size_t k = 0; k < awaited.size(); ++k) {
+        auto& [m, leader] = awaited[k];
+        if (auto& found = remote[k]) {
+          fill_memory(m->call, found->value, found->stamps);
+          leader->complete(found->value, found->stamps);
+          coalesced_.add();
+          out[m->index].emplace(std::move(found->value), Source::remote, !found->stamps.fresh(now),
+                                found->stamps.written, now);
+        } else {
+          missing.push_back(std::move(awaited[k]));
+        }
+      }
+      // Still no value: a key whose lock is free now (its holder gave up) is computed here.
+      awaited.clear();
+      HeldLocks locks{this};
+      Led here = lock_remote(missing, awaited, locks);
+      bulk_compute(entities, loader, held, here, out, first_error);
+    }
+  }
 
   template <class G>
   decltype(auto) with_bulk_args(const entity_type& e, const BulkParams& held, G&& g) {
@@ -911,7 +1055,10 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
     // 2. The byte tier: one get_many for every key memory lacked.
     if (bytes_ && !misses.empty()) {
-      auto remote = bulk_read_remote(misses, now);
+      std::vector<const BulkMiss*> asked;
+      asked.reserve(misses.size());
+      for (const BulkMiss& m : misses) asked.push_back(&m);
+      auto remote = bulk_read_remote(asked, now);
       std::vector<BulkMiss> still;
       for (std::size_t m = 0; m < misses.size(); ++m) {
         if (!remote[m]) {
@@ -935,8 +1082,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     }
 
     // 3. Lead the keys nobody computes yet; join the others.
-    using LeaderPtr = std::unique_ptr<typename Flights::Leader>;
-    std::vector<std::pair<const BulkMiss*, LeaderPtr>> led;
+    Led led;
     std::vector<std::pair<const BulkMiss*, typename Flights::FlightPtr>> joined;
     for (const BulkMiss& m : misses) {
       auto ticket = flights_.join(m.call.key);
@@ -960,23 +1106,19 @@ class Cached<Fn, detail::Signature<R, A...>> {
       led.emplace_back(&m, std::move(leader));
     }
 
-    // 4. Compute what we lead: one loader call, or fn per key.
-    if constexpr (std::is_same_v<Loader, BulkNoLoader>) {
-      (void)loader;
-      std::exception_ptr first_error;
-      for (auto& [m, leader] : led) {
-        try {
-          with_bulk_args(entities[m->index], held, [&](const auto&... args) {
-            out[m->index].emplace(compute_and_store(m->call, *leader, std::nullopt, args...));
-          });
-        } catch (...) {
-          if (!first_error) first_error = std::current_exception();
-        }
+    // 4. Compute what we lead: one loader call, or fn per key. With a shared tier, each key is
+    //    locked there first; the keys another process holds are awaited instead.
+    std::exception_ptr first_error;
+    Led awaited;
+    {
+      HeldLocks locks{this};
+      if constexpr (Encodable<value_type>) {
+        if (bytes_ && !led.empty()) led = lock_remote(led, awaited, locks);
       }
-      if (first_error) std::rethrow_exception(first_error);
-    } else {
-      if (!led.empty()) bulk_load(entities, *loader, held, led, out);
-    }
+      bulk_compute(entities, loader, held, led, out, first_error);
+    }  // the locks are released here, their values stored
+    if (!awaited.empty()) await_remote(entities, loader, held, awaited, out, now, first_error);
+    if (first_error) std::rethrow_exception(first_error);
 
     // 5. Wait for the keys other callers compute, then copy the duplicates.
     for (auto& [m, flight] : joined) out[m->index].emplace(wait_for_other(m->call, *flight, now));
@@ -990,13 +1132,13 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
   /// One ByteStore::get_many for the misses; a failed read or an undecodable entry is a miss.
   std::vector<std::optional<Found<value_type>>> bulk_read_remote(
-      const std::vector<BulkMiss>& misses, TimePoint now) {
+      const std::vector<const BulkMiss*>& misses, TimePoint now) {
     std::vector<std::optional<Found<value_type>>> found(misses.size());
     if constexpr (Encodable<value_type>) {
       if (!bytes_->available()) return found;
       std::vector<std::string> keys;
       keys.reserve(misses.size());
-      for (const auto& m : misses) keys.push_back(m.call.key);
+      for (const BulkMiss* m : misses) keys.push_back(m->call.key);
       std::vector<std::optional<std::string>> bytes;
       try {
         bytes = bytes_->get_many(std::span<const std::string>{keys});

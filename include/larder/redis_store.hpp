@@ -120,6 +120,9 @@ class RedisStore final : public ByteStore {
   void erase(std::string_view key) override;
   bool try_lock(std::string_view key, std::string_view token,
                 std::chrono::milliseconds lease) override;
+  /// SET NX PX for every key, pipelined: one round trip.
+  std::vector<bool> try_lock_many(std::span<const std::string> keys, std::string_view token,
+                                  std::chrono::milliseconds lease) override;
   bool unlock(std::string_view key, std::string_view token) override;
   /// True when the breaker is closed, or open with its cool-down over (the next call probes).
   bool available() const noexcept override;

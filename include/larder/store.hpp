@@ -101,6 +101,16 @@ class ByteStore : public Store {
   /// Takes the lock `key` for `lease` if nobody holds it, tagging it with `token`. True if taken.
   virtual bool try_lock(std::string_view key, std::string_view token,
                         std::chrono::milliseconds lease) = 0;
+  /// try_lock for each key with one token, in as few round trips as the store allows; element i
+  /// tells whether keys[i] was taken. A failure (StoreError) leaves unknown which were taken (their
+  /// leases free them).
+  virtual std::vector<bool> try_lock_many(std::span<const std::string> keys, std::string_view token,
+                                          std::chrono::milliseconds lease) {
+    std::vector<bool> taken;
+    taken.reserve(keys.size());
+    for (const auto& k : keys) taken.push_back(try_lock(k, token, lease));
+    return taken;
+  }
   /// Releases the lock `key` only if it still carries `token` (an expired lease that another
   /// holder took is left alone). True if released.
   virtual bool unlock(std::string_view key, std::string_view token) = 0;

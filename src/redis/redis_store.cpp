@@ -470,6 +470,49 @@ bool RedisStore::try_lock(std::string_view key, std::string_view token,
   });
 }
 
+std::vector<bool> RedisStore::try_lock_many(std::span<const std::string> keys,
+                                            std::string_view token,
+                                            std::chrono::milliseconds lease) {
+  if (lease.count() <= 0)
+    throw std::invalid_argument("larder::RedisStore::try_lock_many: lease must be > 0");
+  if (keys.empty()) return {};
+  std::vector<std::string> full;
+  full.reserve(keys.size());
+  for (const auto& k : keys) full.push_back(impl_->full_key(k));
+  const std::string px = std::to_string(lease.count());
+  return impl_->run("SET NX", [&](redisContext* c) {
+    for (const auto& k : full) {
+      Argv<6> argv;
+      argv.add("SET");
+      argv.add(k);
+      argv.add(token);
+      argv.add("NX");
+      argv.add("PX");
+      argv.add(px);
+      if (redisAppendCommandArgv(c, argv.n, argv.ptr.data(), argv.len.data()) != REDIS_OK)
+        throw impl_->error(c, nullptr, "SET NX");
+    }
+    impl_->commands.fetch_add(full.size(), std::memory_order_relaxed);
+    // Every reply is read before any is judged: a connection left with replies unread would hand
+    // them to its next command.
+    std::vector<ReplyPtr> replies;
+    replies.reserve(full.size());
+    for (std::size_t i = 0; i < full.size(); ++i) {
+      void* raw = nullptr;
+      if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr)
+        throw impl_->error(c, nullptr, "SET NX");
+      replies.emplace_back(static_cast<redis::Reply*>(raw));
+    }
+    std::vector<bool> taken;
+    taken.reserve(full.size());
+    for (const auto& reply : replies) {
+      if (reply->type == REDIS_REPLY_ERROR) throw impl_->error(c, reply.get(), "SET NX");
+      taken.push_back(reply->type == REDIS_REPLY_STATUS);  // +OK; nil when someone holds it
+    }
+    return taken;
+  });
+}
+
 bool RedisStore::unlock(std::string_view key, std::string_view token) {
   const std::string full = impl_->full_key(key);
   return impl_->run("EVALSHA", [&](redisContext* c) {
