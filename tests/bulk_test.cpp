@@ -97,6 +97,14 @@ std::vector<std::int64_t> values_of(const std::vector<larder::Result<std::int64_
   return out;
 }
 
+/// A shared byte tier and one "process" over it (its own memory tier), on a fake clock.
+struct OneProcess {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  larder::MemoryStore l1;
+  larder::TieredStore store{l1, shared};
+};
+
 }  // namespace
 
 TEST_CASE("get_many computes only the keys that are missing, in the order given", "[bulk]") {
@@ -368,10 +376,8 @@ TEST_CASE("get_many awaits a key another process is computing instead of computi
 
 TEST_CASE("get_many with a batched loader loads only the keys no other process holds",
           "[bulk][lock]") {
-  larder::FakeClock clock;
-  MapByteStore shared{clock};
-  larder::MemoryStore l1;
-  larder::TieredStore store{l1, shared};
+  OneProcess p;
+  auto& [clock, shared, l1, store] = p;
   CountingFn fn;
   BatchLoader loader;
   larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 1h, .lock_poll = 1ms, .clock = &clock}};
@@ -396,10 +402,8 @@ TEST_CASE("get_many with a batched loader loads only the keys no other process h
 
 TEST_CASE("get_many refuses a key another process holds per on_cold, and keeps the rest",
           "[bulk][lock]") {
-  larder::FakeClock clock;
-  MapByteStore shared{clock};
-  larder::MemoryStore l1;
-  larder::TieredStore store{l1, shared};
+  OneProcess p;
+  auto& [clock, shared, l1, store] = p;
   CountingFn fn;
   SECTION("fail_fast refuses at once") {
     larder::Cached c{store,
