@@ -623,10 +623,10 @@ class MemoryStore final : public Store {
   /// generation (1/16 of the capacity in replayed reads).
   ///
   /// The filter is the thread's own: a direct-mapped table of marks, each the high 48 bits of a
-  /// salted key hash and the generation of its last noted read. A hit writes nothing another core
-  /// reads. (It used to be a generation stamp in each entry, written by the replay: every replayed
-  /// entry's line then moved to the replaying core, and the other core's next hit on it missed;
-  /// two threads ran no faster than one.) A slot two keys share only notes more reads.
+  /// salted key hash and the generation of its last noted read. Checking it writes nothing another
+  /// core reads. (It used to be a generation stamp in each entry, written by the replay: every
+  /// replayed entry's line then moved to the replaying core, and the other core's next hit on it
+  /// missed; two threads ran no faster than one.) A slot two keys share only notes more reads.
   /// bench/trace_replay's `store` column (through this path) beside its `policy` column (every
   /// access replayed) shows what the filter costs in hit ratio.
   bool record_read(const Node* n) noexcept {
