@@ -374,9 +374,9 @@ class MemoryStore final : public Store {
     Node* timer_next = nullptr;
     void (*destroy)(Node*) noexcept = nullptr;  // deletes the TypedNode (no vtable in the entry)
   };
-  /// What a reader loads: the chain link, the hash and namespace it compares, the stamps, and the
-  /// generation of its last read the policy replayed; the typed key and value follow it. The
-  /// state bytes are written only when the entry is linked, admitted or removed.
+  /// What a reader loads: the chain link, the hash and namespace it compares, and the stamps; the
+  /// typed key and value follow it. The state bytes are written only when the entry is linked,
+  /// admitted or removed.
   struct ReaderPart {
     ReaderPart(std::uint32_t n, std::uint64_t h, const Stamps& s) : hash{h}, stamps{s}, ns{n} {}
     std::atomic<Node*> chain{nullptr};  // the shard's chain
@@ -682,9 +682,9 @@ class MemoryStore final : public Store {
       if (++replayed_ >= generation_length_) {
         replayed_ = 0;
         // 0 is skipped: a filter slot no read has marked yet (zero) must match no mark.
-        generation_now_ =
-            static_cast<std::uint16_t>(generation_now_ == 0xFFFF ? 1 : generation_now_ + 1);
-        generation_.value.store(generation_now_, std::memory_order_relaxed);
+        const std::uint16_t g = generation_.value.load(std::memory_order_relaxed);
+        generation_.value.store(static_cast<std::uint16_t>(g == 0xFFFF ? 1 : g + 1),
+                                std::memory_order_relaxed);
       }
     }
   }
@@ -825,17 +825,19 @@ class MemoryStore final : public Store {
   // Added to key hashes in a thread's generation filter: distinct per store (an odd multiple of a
   // number no other store of the process had: a new store may reuse a destroyed one's address).
   const std::uint64_t filter_salt_ = next_id() * 0x9e3779b97f4a7c15ULL;
+  // Replayed reads per generation (see record_read).
+  const std::size_t generation_length_ =
+      std::max<std::size_t>(1, options_.max_entries / kGenerationDivisor);
   // Slots of a reading thread's generation filter: twice the most keys a generation can replay.
-  const std::size_t mark_slots_ = std::clamp<std::size_t>(
-      std::bit_ceil(2 * std::max<std::size_t>(1, options_.max_entries / kGenerationDivisor)),
-      kMinMarks, kMaxMarks);
+  const std::size_t mark_slots_ =
+      std::clamp<std::size_t>(std::bit_ceil(2 * generation_length_), kMinMarks, kMaxMarks);
   // Retired nodes that make maintenance move the epoch (a membarrier, ~1 us): 1/8 of the capacity,
   // within [16, 512].
   std::size_t reclaim_batch_ = std::clamp<std::size_t>(options_.max_entries / 8, 16, 512);
   std::array<Shard, kShards> shards_;
   std::array<ReadStripe, detail::kStripes> read_buffer_;
   /// The current generation (see record_read), on a line of its own: readers load it on every hit,
-  /// the policy writes it once per generation.
+  /// the policy (under its mutex) writes it once per generation.
   struct alignas(detail::kCacheLine) Generation {
     std::atomic<std::uint16_t> value{1};
   } generation_;
@@ -846,10 +848,7 @@ class MemoryStore final : public Store {
   std::vector<detail::StoreHook*> victims_;
   std::deque<Retired> retired_;              // in epoch order
   std::size_t reclaim_at_ = reclaim_batch_;  // retired_.size() that triggers a reclaim
-  std::uint16_t generation_now_ = 1;         // generation_'s value (written under this mutex)
-  std::size_t replayed_ = 0;                 // reads replayed in this generation
-  const std::size_t generation_length_ =
-      std::max<std::size_t>(1, options_.max_entries / kGenerationDivisor);
+  std::size_t replayed_ = 0;                 // reads replayed in this generation (see record_read)
 
   std::atomic<std::uint64_t> evictions_{0};
   std::atomic<std::uint64_t> expirations_{0};
