@@ -512,21 +512,11 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
   /// Another caller in this process is computing the key: wait for it, or refuse to.
   result_type wait_for_other(const Call& call, typename Flights::Flight& flight, TimePoint now) {
-    if (opts_.on_cold == OnCold::fail_fast) {
-      cold_rejections_.add();
-      throw ColdCacheError("larder: '" + call.key +
-                           "' is cold and being computed by another caller");
-    }
+    if (opts_.on_cold == OnCold::fail_fast) throw cold_refusal(call.key, "caller", false);
     waiting_.fetch_add(1, std::memory_order_relaxed);
     const bool done = flight.wait_for(opts_.cold_wait);
     waiting_.fetch_sub(1, std::memory_order_relaxed);
-    if (!done) {
-      cold_rejections_.add();
-      throw ColdCacheError(
-          fmt::format("larder: '{}' still cold after waiting {} ms for another "
-                      "caller's computation",
-                      call.key, opts_.cold_wait.count()));
-    }
+    if (!done) throw cold_refusal(call.key, "caller", true);
     coalesced_.add();
     if (flight.error) std::rethrow_exception(flight.error);
     return result_type{flight.value, Source::coalesced, !flight.stamps.fresh(now),
@@ -601,8 +591,24 @@ class Cached<Fn, detail::Signature<R, A...>> {
     }
   }
 
+  /// The shared tier's lock of an entry: its key and ":#lock", which no data key can end with.
+  static std::string lock_key(const std::string& key) { return key + ":#lock"; }
+
+  /// A cold key this call will not compute, because another caller in this process or another
+  /// process computes it (`by`), and OnCold::fail_fast refuses to wait or (`waited`) cold_wait ran
+  /// out: counted, and the error to throw.
+  ColdCacheError cold_refusal(const std::string& key, std::string_view by, bool waited) {
+    cold_rejections_.add();
+    if (!waited)
+      return ColdCacheError(
+          fmt::format("larder: '{}' is cold and being computed by another {}", key, by));
+    return ColdCacheError(
+        fmt::format("larder: '{}' still cold after waiting {} ms for another {}'s computation", key,
+                    opts_.cold_wait.count(), by));
+  }
+
   std::optional<RemoteLock> try_remote_lock(const std::string& key) {
-    RemoteLock lock{key + ":#lock", detail::lock_token(), false};
+    RemoteLock lock{lock_key(key), detail::lock_token(), false};
     try {
       if (!bytes_->available()) return std::nullopt;
       lock.held = bytes_->try_lock(lock.key, lock.token, opts_.lock_lease);
@@ -646,18 +652,9 @@ class Cached<Fn, detail::Signature<R, A...>> {
         }
         return compute_and_store(call, leader, std::nullopt, args...);
       }
-      if (opts_.on_cold == OnCold::fail_fast) {
-        cold_rejections_.add();
-        throw ColdCacheError("larder: '" + call.key +
-                             "' is cold and being computed by another process");
-      }
-      if (std::chrono::steady_clock::now() >= deadline) {
-        cold_rejections_.add();
-        throw ColdCacheError(
-            fmt::format("larder: '{}' still cold after waiting {} ms for another "
-                        "process's computation",
-                        call.key, opts_.cold_wait.count()));
-      }
+      if (opts_.on_cold == OnCold::fail_fast) throw cold_refusal(call.key, "process", false);
+      if (std::chrono::steady_clock::now() >= deadline)
+        throw cold_refusal(call.key, "process", true);
       std::this_thread::sleep_for(opts_.lock_poll);
       if (auto remote = read_remote(call.key, clock_->now())) {
         fill_memory(call, remote->value, remote->stamps);
@@ -867,6 +864,12 @@ class Cached<Fn, detail::Signature<R, A...>> {
   };
   /// The keys a bulk call leads (computes, or awaits from another process) and their flights.
   using Led = std::vector<std::pair<const BulkMiss*, std::unique_ptr<typename Flights::Leader>>>;
+  static std::vector<const BulkMiss*> misses_of(const Led& led) {
+    std::vector<const BulkMiss*> misses;
+    misses.reserve(led.size());
+    for (const auto& entry : led) misses.push_back(entry.first);
+    return misses;
+  }
 
   /// The shared tier's locks a bulk call holds: released when it goes out of scope, after the
   /// values were stored.
@@ -886,10 +889,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// (Unlike a single call, no second read follows the lock: the bulk read was a moment ago, and a
   /// value stored in between only costs a computation that no longer overlaps another.)
   Led lock_remote(Led& led, Led& awaited, HeldLocks& locks) {
-    std::vector<const BulkMiss*> asked;
-    asked.reserve(led.size());
-    for (const auto& entry : led) asked.push_back(entry.first);
-    std::vector<std::optional<RemoteLock>> attempts = try_remote_locks(asked);
+    std::vector<std::optional<RemoteLock>> attempts = try_remote_locks(misses_of(led));
     Led here;
     for (std::size_t i = 0; i < led.size(); ++i) {
       std::optional<RemoteLock>& lock = attempts[i];
@@ -911,7 +911,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     if (misses.empty()) return locks;
     std::vector<std::string> keys;
     keys.reserve(misses.size());
-    for (const BulkMiss* m : misses) keys.push_back(m->call.key + ":#lock");
+    for (const BulkMiss* m : misses) keys.push_back(lock_key(m->call.key));
     const std::string token = detail::lock_token();
     try {
       if (!bytes_->available()) return locks;
@@ -960,32 +960,26 @@ class Cached<Fn, detail::Signature<R, A...>> {
   void await_remote(std::span<const entity_type> entities, Loader* loader, const BulkParams& held,
                     Led& awaited, std::vector<std::optional<result_type>>& out, TimePoint now,
                     std::exception_ptr& first_error) {
-    auto refuse = [&](const std::string& why) {
+    auto refuse = [&](bool waited) {
       for (auto& [m, leader] : awaited) {
-        cold_rejections_.add();
-        auto error = std::make_exception_ptr(
-            ColdCacheError(fmt::format("larder: '{}' {}", m->call.key, why)));
+        auto error = std::make_exception_ptr(cold_refusal(m->call.key, "process", waited));
         leader->fail(error);
         if (!first_error) first_error = error;
       }
       awaited.clear();
     };
     if (opts_.on_cold == OnCold::fail_fast) {
-      refuse("is cold and being computed by another process");
+      refuse(false);
       return;
     }
     const auto deadline = std::chrono::steady_clock::now() + opts_.cold_wait;
     while (!awaited.empty()) {
       if (std::chrono::steady_clock::now() >= deadline) {
-        refuse(fmt::format("still cold after waiting {} ms for another process's computation",
-                           opts_.cold_wait.count()));
+        refuse(true);
         return;
       }
       std::this_thread::sleep_for(opts_.lock_poll);
-      std::vector<const BulkMiss*> polled;
-      polled.reserve(awaited.size());
-      for (const auto& entry : awaited) polled.push_back(entry.first);
-      auto remote = bulk_read_remote(polled, clock_->now());
+      auto remote = bulk_read_remote(misses_of(awaited), clock_->now());
       Led missing;
       for (std::size_t k = 0; k < awaited.size(); ++k) {
         auto& [m, leader] = awaited[k];
