@@ -75,6 +75,18 @@ struct Argv {
   }
 };
 
+/// SET key token NX PX lease: a lock attempt (the views must outlive the Argv).
+Argv<6> lock_argv(std::string_view key, std::string_view token, std::string_view px) {
+  Argv<6> argv;
+  argv.add("SET");
+  argv.add(key);
+  argv.add(token);
+  argv.add("NX");
+  argv.add("PX");
+  argv.add(px);
+  return argv;
+}
+
 }  // namespace
 
 struct RedisStore::Impl {
@@ -458,13 +470,7 @@ bool RedisStore::try_lock(std::string_view key, std::string_view token,
   const std::string full = impl_->full_key(key);
   const std::string px = std::to_string(lease.count());
   return impl_->run("SET NX", [&](redisContext* c) {
-    Argv<6> argv;
-    argv.add("SET");
-    argv.add(full);
-    argv.add(token);
-    argv.add("NX");
-    argv.add("PX");
-    argv.add(px);
+    const Argv<6> argv = lock_argv(full, token, px);
     auto reply = impl_->command(c, argv, "SET NX");
     return reply->type == REDIS_REPLY_STATUS;  // +OK; nil when someone holds it
   });
@@ -482,13 +488,7 @@ std::vector<bool> RedisStore::try_lock_many(std::span<const std::string> keys,
   const std::string px = std::to_string(lease.count());
   return impl_->run("SET NX", [&](redisContext* c) {
     for (const auto& k : full) {
-      Argv<6> argv;
-      argv.add("SET");
-      argv.add(k);
-      argv.add(token);
-      argv.add("NX");
-      argv.add("PX");
-      argv.add(px);
+      const Argv<6> argv = lock_argv(k, token, px);
       if (redisAppendCommandArgv(c, argv.n, argv.ptr.data(), argv.len.data()) != REDIS_OK)
         throw impl_->error(c, nullptr, "SET NX");
     }
