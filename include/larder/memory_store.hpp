@@ -18,7 +18,11 @@
 // replay on one core does not write the lines a reader on another core holds.
 //
 // Writes lock one shard to link or unlink a node, then the policy mutex to tell the eviction policy
-// (detail/store_policy.hpp), which names the victims. Readers' accesses reach the policy in
+// (detail/store_policy.hpp), which names the victims. A put of a new key that finds the policy
+// mutex held leaves the node in a small write buffer for the holder to admit when it lets go
+// (Caffeine's write buffer), so threads that miss at once do not queue for the policy; until then
+// the node is in the table, pending, and the store may hold up to 64 entries beyond its bounds.
+// Readers' accesses reach the policy in
 // batches: a thread that has read a buffer's worth of entries try-locks the policy mutex and
 // replays every stripe's buffer (entries overwritten before that are lost, which only blurs recency
 // a little).
@@ -46,6 +50,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <typeindex>
 #include <unordered_map>
 #include <utility>
@@ -186,8 +191,9 @@ class MemoryStore final : public Store {
     }
     auto* node = new TypedNode<K, V>(ns, hash, stamps, std::move(key), std::move(value));
     node->weight = weight;
-    // Between the shard lock and the policy lock, another thread may evict and retire `old` (or
-    // `node`): the guard keeps both alive until this call is done with them.
+    // Between the shard lock and the policy lock, another thread may evict and retire `old`: the
+    // guard keeps it alive until this call is done with it. (`node` needs no guard: until it is
+    // admitted it is pending, and nothing frees a pending entry but its admission.)
     std::optional<detail::EpochDomain::Guard> guard{std::in_place, epochs()};
     Node* old = nullptr;
     Table* old_table = nullptr;
@@ -201,7 +207,23 @@ class MemoryStore final : public Store {
       const std::size_t buckets = s.table.load(std::memory_order_relaxed)->mask + 1;
       if (s.count.load(std::memory_order_relaxed) * 4 > buckets * 3) old_table = grow_locked(s);
     }
-    std::lock_guard lock{policy_mutex_};
+    if (!policy_mutex_.try_lock()) {
+      // Another thread holds the policy: a new key (no old entry, no table to retire) waits in the
+      // write buffer for that thread, or whoever takes the lock next, to admit it (Caffeine's write
+      // buffer), instead of this thread waiting for the lock. Only a full buffer makes it wait.
+      if (old == nullptr && old_table == nullptr && write_buffer_.push(node)) {
+        // If the holder let go before it could see the entry, take the lock and admit it here
+        // (PolicyMutex::unlock is the other half of this hand-off).
+        if (policy_mutex_.try_lock()) {
+          std::lock_guard lock{policy_mutex_, std::adopt_lock};
+          drain_writes_locked();
+        }
+        return;
+      }
+      policy_mutex_.lock();
+    }
+    std::lock_guard lock{policy_mutex_, std::adopt_lock};
+    drain_writes_locked();
     if (old_table != nullptr) retire(old_table);
     if (old != nullptr) release_locked(old);
     // This thread's buffered reads first, so the policy weighs the new entry against frequencies
@@ -234,7 +256,8 @@ class MemoryStore final : public Store {
 
   // ---- housekeeping -----------------------------------------------------------------------------
 
-  /// Entries in the table (a put may exceed the bounds by one until its own eviction ran).
+  /// Entries in the table. While puts run, this may exceed max_entries: by one until a put's own
+  /// eviction ran, and by the entries waiting in the write buffer (at most 64; see put).
   std::size_t size() const noexcept {
     std::size_t n = 0;
     for (const auto& s : shards_) n += s.count.load(std::memory_order_relaxed);
@@ -259,6 +282,7 @@ class MemoryStore final : public Store {
   /// Removes every entry.
   void clear() {
     std::lock_guard lock{policy_mutex_};
+    drain_writes_locked();
     for (auto& s : shards_) {
       std::lock_guard shard_lock{s.mutex};
       Table* t = s.table.load(std::memory_order_relaxed);
@@ -340,6 +364,8 @@ class MemoryStore final : public Store {
       if (in_shard != s.count.load(std::memory_order_relaxed)) fail("shard count");
       linked += in_shard;
     }
+    for (const auto& slot : write_buffer_.slots)
+      if (slot.load(std::memory_order_relaxed) != nullptr) fail("entry left in the write buffer");
     policy_.check_invariants();
     if (policy_.count() != linked) fail("policy count differs from the table");
     if (policy_.weight() != weight) fail("policy weight differs from the table");
@@ -360,7 +386,7 @@ class MemoryStore final : public Store {
   enum class State : std::uint8_t {
     pending,  // linked in the table, not yet admitted to the policy
     live,     // in the policy and the calendar
-    removed   // out of the policy; retired, or to be retired by the put that linked it
+    removed   // out of the policy; retired, or to be retired by its admission (put or write buffer)
   };
 
   struct Node;
@@ -423,6 +449,78 @@ class MemoryStore final : public Store {
     std::atomic<Table*> table{nullptr};  // replaced (and retired) by a resize
     alignas(detail::kCacheLine) mutable detail::SpinLock mutex;  // writers
     std::atomic<std::size_t> count{0};  // linked entries; written under mutex
+  };
+
+  /// New entries put while another thread held the policy lock, waiting to be admitted (see put).
+  /// Producers claim a slot with a compare-and-swap from null; the policy lock's holder empties
+  /// the slots. `pending` counts what was pushed and not yet taken, so that an empty buffer costs
+  /// the holder one load (it may dip below zero for a moment: a slot taken before its push was
+  /// counted).
+  struct WriteBuffer {
+    static constexpr std::size_t kSlots = 64;  // a power of two
+    alignas(detail::kCacheLine) std::atomic<std::uint32_t> next{0};
+    std::atomic<std::int64_t> pending{0};
+    alignas(detail::kCacheLine) std::array<std::atomic<Node*>, kSlots> slots{};
+
+    /// False if the few slots tried were all taken (the buffer is about full).
+    bool push(Node* n) noexcept {
+      for (int tries = 0; tries < 4; ++tries) {
+        auto& slot = slots[next.fetch_add(1, std::memory_order_relaxed) & (kSlots - 1)];
+        Node* empty = nullptr;
+        if (slot.compare_exchange_strong(empty, n, std::memory_order_release,
+                                         std::memory_order_relaxed)) {
+          // Sequentially consistent, as PolicyMutex's unlock and try_lock: either this thread's
+          // try_lock after the push finds the lock free, or the holder's unlock sees the count.
+          pending.fetch_add(1, std::memory_order_seq_cst);
+          return true;
+        }
+      }
+      return false;
+    }
+  };
+
+  /// The policy lock: a spin lock (detail/spin_lock.hpp) whose unlock admits the entries pushed
+  /// into the write buffer while it was held. A put that pushes an entry and then fails to take the
+  /// lock leaves the entry to the holder; the holder, after letting go, checks the buffer and, if
+  /// it is not empty, takes the lock again (unless another thread has) and admits it. The unlock
+  /// and the lock's load in try_lock are sequentially consistent, as the push's count, so at least
+  /// one of the two sees the other and no entry is left in the buffer after both calls return.
+  class PolicyMutex {
+   public:
+    explicit PolicyMutex(MemoryStore& store) noexcept : store_{store} {}
+    void lock() noexcept {
+      for (;;) {
+        if (!locked_.exchange(true, std::memory_order_acquire)) return;
+        for (int spins = 0; locked_.load(std::memory_order_relaxed); ++spins) {
+          if (spins < 64) {
+            detail::cpu_relax();
+          } else {
+            std::this_thread::yield();
+          }
+        }
+      }
+    }
+    bool try_lock() noexcept {
+      return !locked_.load(std::memory_order_seq_cst) &&
+             !locked_.exchange(true, std::memory_order_seq_cst);
+    }
+    void unlock() noexcept {
+      locked_.store(false, std::memory_order_seq_cst);
+      while (store_.write_buffer_.pending.load(std::memory_order_seq_cst) > 0 && try_lock()) {
+        bool drained = true;
+        try {
+          store_.drain_writes_locked();
+        } catch (...) {
+          drained = false;  // out of memory: what is left waits for the next holder's drain
+        }
+        locked_.store(false, std::memory_order_seq_cst);
+        if (!drained) break;
+      }
+    }
+
+   private:
+    MemoryStore& store_;
+    std::atomic<bool> locked_{false};
   };
 
   struct NamespaceInfo {
@@ -697,16 +795,41 @@ class MemoryStore final : public Store {
       retire(n);
       return;
     }
-    n->state = State::live;
+    // The steps that allocate come first and are undone if they throw, so an entry that could not
+    // be admitted is still pending (drain_writes_locked retries it).
     calendar_add(n);
     victims_.clear();
-    policy_.insert(n, victims_);
+    try {
+      policy_.insert(n, victims_);
+    } catch (...) {
+      calendar_remove(n);
+      throw;
+    }
+    n->state = State::live;
     for (detail::StoreHook* h : victims_) {
       Node* v = static_cast<Node*>(h);
       calendar_remove(v);
       v->state = State::removed;
       if (unlink_node(v)) evictions_.fetch_add(1, std::memory_order_relaxed);
       retire(v);
+    }
+  }
+
+  /// Admits the entries in the write buffer. If admitting one throws (out of memory) before it was
+  /// admitted, it goes back to its slot for the next holder and the exception propagates.
+  void drain_writes_locked() {
+    if (write_buffer_.pending.load(std::memory_order_relaxed) <= 0) return;
+    for (auto& slot : write_buffer_.slots) {
+      Node* n = slot.load(std::memory_order_acquire);
+      if (n == nullptr) continue;
+      slot.store(nullptr, std::memory_order_relaxed);
+      try {
+        admit_locked(n);
+      } catch (...) {
+        if (n->state != State::live) slot.store(n, std::memory_order_relaxed);
+        throw;
+      }
+      write_buffer_.pending.fetch_sub(1, std::memory_order_relaxed);
     }
   }
 
@@ -730,6 +853,7 @@ class MemoryStore final : public Store {
   /// A reader filled its stripe: replays that stripe only (the other stripes' lines stay in their
   /// threads' caches; each thread replays its own), then expires and reclaims as maintain_locked.
   void maintain_after_reads_locked(TimePoint now) {
+    drain_writes_locked();
     drain_stripe_locked(read_buffer_[detail::stripe_index()]);
     expire_locked(now);
     if (retired_.size() >= reclaim_at_) reclaim_locked();
@@ -738,6 +862,7 @@ class MemoryStore final : public Store {
   /// Replays the read buffers, expires what is due, and frees retired memory once enough piled up
   /// (moving the epoch costs a membarrier, so it is batched).
   void maintain_locked(TimePoint now, bool reclaim_all = false) {
+    drain_writes_locked();
     drain_reads_locked();
     expire_locked(now);
     if (retired_.size() >= reclaim_at_ || (reclaim_all && !retired_.empty())) reclaim_locked();
@@ -842,7 +967,8 @@ class MemoryStore final : public Store {
     std::atomic<std::uint16_t> value{1};
   } generation_;
 
-  mutable detail::SpinLock policy_mutex_;  // guards everything below
+  WriteBuffer write_buffer_;                 // see put
+  mutable PolicyMutex policy_mutex_{*this};  // guards everything below
   detail::StorePolicy policy_;
   std::map<std::uint64_t, Node*> calendar_;
   std::vector<detail::StoreHook*> victims_;
