@@ -210,8 +210,10 @@ class MemoryStore final : public Store {
     if (!policy_mutex_.try_lock()) {
       // Another thread holds the policy: a new key (no old entry, no table to retire) waits in the
       // write buffer for that thread, or whoever takes the lock next, to admit it (Caffeine's write
-      // buffer), instead of this thread waiting for the lock. Only a full buffer makes it wait.
-      if (old == nullptr && old_table == nullptr && write_buffer_.push(node)) {
+      // buffer), instead of this thread waiting for the lock. A full buffer, or one that a holder
+      // letting go is admitting (WriteBuffer::closed), makes it wait.
+      if (old == nullptr && old_table == nullptr &&
+          !write_buffer_.closed.load(std::memory_order_relaxed) && write_buffer_.push(node)) {
         // If the holder let go before it could see the entry, take the lock and admit it here
         // (PolicyMutex::unlock is the other half of this hand-off).
         if (policy_mutex_.try_lock()) {
@@ -460,6 +462,10 @@ class MemoryStore final : public Store {
     static constexpr std::size_t kSlots = 64;  // a power of two
     alignas(detail::kCacheLine) std::atomic<std::uint32_t> next{0};
     std::atomic<std::int64_t> pending{0};
+    // Set from the second round a holder letting go admits the buffer (PolicyMutex::unlock): puts
+    // then wait for the lock instead of buffering, so that thread's extra work is about two
+    // buffers' worth, not an endless stream of other threads' entries.
+    std::atomic<bool> closed{false};
     alignas(detail::kCacheLine) std::array<std::atomic<Node*>, kSlots> slots{};
 
     /// False if the few slots tried were all taken (the buffer is about full).
@@ -506,13 +512,17 @@ class MemoryStore final : public Store {
     }
     void unlock() noexcept {
       locked_.store(false, std::memory_order_seq_cst);
-      while (store_.write_buffer_.pending.load(std::memory_order_seq_cst) > 0 && try_lock()) {
+      WriteBuffer& buffer = store_.write_buffer_;
+      for (int round = 0; buffer.pending.load(std::memory_order_seq_cst) > 0 && try_lock();
+           ++round) {
+        if (round > 0) buffer.closed.store(true, std::memory_order_relaxed);
         bool drained = true;
         try {
           store_.drain_writes_locked();
         } catch (...) {
           drained = false;  // out of memory: what is left waits for the next holder's drain
         }
+        buffer.closed.store(false, std::memory_order_relaxed);
         locked_.store(false, std::memory_order_seq_cst);
         if (!drained) break;
       }
@@ -675,23 +685,27 @@ class MemoryStore final : public Store {
   struct ThreadMarks {
     std::uint64_t* slots = nullptr;  // `small` or `grown`; mask + 1 of them
     std::size_t mask = 0;
+    std::size_t failed = 0;  // the size whose allocation failed last (not tried again)
     std::unique_ptr<std::uint64_t[]> grown;
     std::array<std::uint64_t, kMinMarks> small{};
   };
   ThreadMarks& thread_marks() const noexcept {
     thread_local ThreadMarks marks;
-    if (marks.mask + 1 < mark_slots_) [[unlikely]] {
+    if (marks.mask + 1 < mark_slots_ && mark_slots_ != marks.failed) [[unlikely]] {
       if (marks.slots == nullptr) {
         marks.slots = marks.small.data();
         marks.mask = marks.small.size() - 1;
       }
       // Grown to what this store's generations need; if memory is short, the smaller filter only
-      // notes more reads (a slot two keys share drops neither).
+      // notes more reads (a slot two keys share drops neither), and that size is not tried again
+      // on every read (a store needing another size tries once).
       if (marks.mask + 1 < mark_slots_) {
         if (auto* bigger = new (std::nothrow) std::uint64_t[mark_slots_]()) {
           marks.grown.reset(bigger);
           marks.slots = bigger;
           marks.mask = mark_slots_ - 1;
+        } else {
+          marks.failed = mark_slots_;
         }
       }
     }
