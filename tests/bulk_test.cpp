@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <larder/larder.hpp>
 #include <larder/tiered_store.hpp>
@@ -12,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "support/catch.hpp"
@@ -62,7 +64,7 @@ class CountingByteStore final : public larder::ByteStore {
   }
   std::vector<std::optional<std::string>> get_many(std::span<const std::string> keys) override {
     ++get_manys;
-    last_batch = keys.size();
+    batches.push_back(keys.size());
     std::vector<std::optional<std::string>> out;
     for (const auto& k : keys) out.push_back(inner_.get(k));
     return out;
@@ -80,7 +82,40 @@ class CountingByteStore final : public larder::ByteStore {
   }
   std::atomic<int> gets{0};
   std::atomic<int> get_manys{0};
-  std::size_t last_batch = 0;
+  std::vector<std::size_t> batches;  // the size of each get_many
+
+ private:
+  MapByteStore& inner_;
+};
+
+/// A shared tier where another process stores values in the window between a bulk call's read and
+/// its locks: `before_lock` runs once, at the first try_lock_many, before the locks are taken.
+class LateWriterStore final : public larder::ByteStore {
+ public:
+  explicit LateWriterStore(MapByteStore& inner) : inner_{inner} {}
+  std::optional<std::string> get(std::string_view key) override { return inner_.get(key); }
+  std::vector<std::optional<std::string>> get_many(std::span<const std::string> keys) override {
+    ++get_manys;
+    return inner_.get_many(keys);
+  }
+  void set(std::string_view key, std::string_view bytes, std::chrono::milliseconds ttl) override {
+    inner_.set(key, bytes, ttl);
+  }
+  void erase(std::string_view key) override { inner_.erase(key); }
+  bool try_lock(std::string_view key, std::string_view token,
+                std::chrono::milliseconds lease) override {
+    return inner_.try_lock(key, token, lease);
+  }
+  std::vector<bool> try_lock_many(std::span<const std::string> keys, std::string_view token,
+                                  std::chrono::milliseconds lease) override {
+    if (auto hook = std::exchange(before_lock, nullptr)) hook();
+    return inner_.try_lock_many(keys, token, lease);
+  }
+  bool unlock(std::string_view key, std::string_view token) override {
+    return inner_.unlock(key, token);
+  }
+  std::function<void()> before_lock;
+  int get_manys = 0;
 
  private:
   MapByteStore& inner_;
@@ -181,7 +216,8 @@ TEST_CASE("get_many with a batched loader makes one call for all the missing key
   CHECK(loader.batches.size() == 1);
 }
 
-TEST_CASE("get_many reads the byte tier with one get_many call", "[bulk]") {
+TEST_CASE("get_many reads the byte tier with one get_many call, and the keys it locks once more",
+          "[bulk]") {
   larder::FakeClock clock;
   MapByteStore map{clock};
   CountingByteStore bytes{map};
@@ -206,8 +242,8 @@ TEST_CASE("get_many reads the byte tier with one get_many call", "[bulk]") {
   CHECK(values_of(rs) == Ids{10, 20, 30, 40});
   CHECK(sources_of(rs) ==
         std::vector{Source::remote, Source::remote, Source::memory, Source::computed});
-  CHECK(bytes.get_manys == 1);
-  CHECK(bytes.last_batch == 3);
+  // 1, 2 and 4 in one read; then 4, the one key left to compute, again under its lock.
+  CHECK(bytes.batches == std::vector<std::size_t>{3, 1});
   CHECK(bytes.gets == 0);
   CHECK(fn.calls == 4);
   // 1 and 2 were copied into memory; 4 was written to the shared tier.
@@ -428,4 +464,28 @@ TEST_CASE("get_many refuses a key another process holds per on_cold, and keeps t
     CHECK(fn.calls == 1);
     CHECK(c(7).source() == Source::memory);
   }
+}
+
+TEST_CASE("get_many serves a value another process stored between its read and its lock",
+          "[bulk][lock]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  LateWriterStore late{shared};
+  larder::MemoryStore l1_a, l1_b;
+  larder::TieredStore one{l1_a, late}, two{l1_b, shared};
+  CountingFn fn_a, fn_b;
+  larder::Options o{.ttl = 1h, .lock_poll = 1ms, .clock = &clock};
+  larder::Cached a{one, "T", "f", wrap(fn_a), o};
+  larder::Cached b{two, "T", "f", wrap(fn_b), o};
+  // a's bulk read finds nothing; before a locks 1, 2 and 3, process b computes and stores 2 (and
+  // releases its lock).
+  late.before_lock = [&] { CHECK(*b(2) == 20); };
+  auto rs = a.get_many(Ids{1, 2, 3});
+  CHECK(values_of(rs) == Ids{10, 20, 30});
+  CHECK(sources_of(rs) == std::vector{Source::computed, Source::remote, Source::computed});
+  CHECK(fn_b.calls == 1);
+  CHECK(fn_a.calls == 2);      // 2 was not computed again
+  CHECK(late.get_manys == 2);  // the bulk read, and the second read of the keys it locked
+  for (std::int64_t k : {1, 2, 3}) CHECK_FALSE(shared.peek(a.key(k) + ":#lock"));  // released
+  CHECK(a(2).source() == Source::memory);  // the value read under the lock went into memory
 }

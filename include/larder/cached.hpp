@@ -886,19 +886,37 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
   /// Takes the shared tier's lock of every led key; returns the keys to compute here (their lock
   /// held, or the store could not be asked) and moves those another process holds to `awaited`.
-  /// (Unlike a single call, no second read follows the lock: the bulk read was a moment ago, and a
-  /// value stored in between only costs a computation that no longer overlaps another.)
-  Led lock_remote(Led& led, Led& awaited, HeldLocks& locks) {
+  /// As a single call does, the keys locked here are read once more (one get_many): a value that
+  /// the previous holder stored between the bulk read and the lock is served, not computed again.
+  Led lock_remote(Led& led, Led& awaited, HeldLocks& locks,
+                  std::vector<std::optional<result_type>>& out, TimePoint now) {
     std::vector<std::optional<RemoteLock>> attempts = try_remote_locks(misses_of(led));
     Led here;
+    Led locked;
     for (std::size_t i = 0; i < led.size(); ++i) {
       std::optional<RemoteLock>& lock = attempts[i];
       if (lock && !lock->held) {
         awaited.push_back(std::move(led[i]));
-        continue;
+      } else if (lock) {
+        locks.locks.emplace_back(std::move(*lock), led[i].first->call.key);
+        locked.push_back(std::move(led[i]));
+      } else {
+        here.push_back(std::move(led[i]));
       }
-      if (lock) locks.locks.emplace_back(std::move(*lock), led[i].first->call.key);
-      here.push_back(std::move(led[i]));
+    }
+    if (locked.empty()) return here;
+    // Bytes already found undecodable in the bulk read are not counted again.
+    auto remote = bulk_read_remote(misses_of(locked), clock_->now(), /*count_errors=*/false);
+    for (std::size_t k = 0; k < locked.size(); ++k) {
+      auto& [m, leader] = locked[k];
+      if (auto& found = remote[k]) {
+        fill_memory(m->call, found->value, found->stamps);
+        leader->complete(found->value, found->stamps);
+        out[m->index].emplace(std::move(found->value), Source::remote, !found->stamps.fresh(now),
+                              found->stamps.written, now);
+      } else {
+        here.push_back(std::move(locked[k]));
+      }
     }
     return here;
   }
@@ -996,7 +1014,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       // Still no value: a key whose lock is free now (its holder gave up) is computed here.
       awaited.clear();
       HeldLocks locks{this};
-      Led here = lock_remote(missing, awaited, locks);
+      Led here = lock_remote(missing, awaited, locks, out, now);
       bulk_compute(entities, loader, held, here, out, first_error);
     }
   }
@@ -1107,7 +1125,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     {
       HeldLocks locks{this};
       if constexpr (Encodable<value_type>) {
-        if (bytes_ && !led.empty()) led = lock_remote(led, awaited, locks);
+        if (bytes_ && !led.empty()) led = lock_remote(led, awaited, locks, out, now);
       }
       bulk_compute(entities, loader, held, led, out, first_error);
     }  // the locks are released here, their values stored
@@ -1126,7 +1144,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
   /// One ByteStore::get_many for the misses; a failed read or an undecodable entry is a miss.
   std::vector<std::optional<Found<value_type>>> bulk_read_remote(
-      const std::vector<const BulkMiss*>& misses, TimePoint now) {
+      const std::vector<const BulkMiss*>& misses, TimePoint now, bool count_errors = true) {
     std::vector<std::optional<Found<value_type>>> found(misses.size());
     if constexpr (Encodable<value_type>) {
       if (!bytes_->available()) return found;
@@ -1148,12 +1166,14 @@ class Cached<Fn, detail::Signature<R, A...>> {
           found[m] = Found<value_type>{
               std::make_shared<const value_type>(Codec<value_type>::decode(env.value)), env.stamps};
         } catch (const DecodeError& e) {
+          if (!count_errors) continue;
           decode_errors_.add();
           report(ErrorEvent::Kind::decode, keys[m], e.what());
         }
       }
     } else {
       (void)now;
+      (void)count_errors;
     }
     return found;
   }
