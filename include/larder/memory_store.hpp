@@ -829,21 +829,25 @@ class MemoryStore final : public Store {
     }
   }
 
-  /// Admits the entries in the write buffer. If admitting one throws (out of memory) before it was
-  /// admitted, it goes back to its slot for the next holder and the exception propagates.
+  /// Admits the entries in the write buffer. A slot is emptied only once its entry was admitted
+  /// (no put can claim it meanwhile): if admitting one throws (out of memory) before that, the
+  /// entry stays in its slot for the next holder, and the exception propagates.
   void drain_writes_locked() {
     if (write_buffer_.pending.load(std::memory_order_relaxed) <= 0) return;
+    auto taken = [this](std::atomic<Node*>& slot) {
+      slot.store(nullptr, std::memory_order_relaxed);
+      write_buffer_.pending.fetch_sub(1, std::memory_order_relaxed);
+    };
     for (auto& slot : write_buffer_.slots) {
       Node* n = slot.load(std::memory_order_acquire);
       if (n == nullptr) continue;
-      slot.store(nullptr, std::memory_order_relaxed);
       try {
         admit_locked(n);
       } catch (...) {
-        if (n->state != State::live) slot.store(n, std::memory_order_relaxed);
+        if (n->state == State::live) taken(slot);  // admitted; a victim's retirement threw
         throw;
       }
-      write_buffer_.pending.fetch_sub(1, std::memory_order_relaxed);
+      taken(slot);
     }
   }
 
