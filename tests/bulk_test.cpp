@@ -54,7 +54,9 @@ struct BatchLoader {
   }
 };
 
-/// A byte store that counts how it is read (MapByteStore answers).
+/// A byte store that counts how it is read (MapByteStore answers). `before_lock`, if set, runs
+/// once, at the first try_lock_many, before the locks are taken: another process storing values in
+/// the window between a bulk call's read and its locks.
 class CountingByteStore final : public larder::ByteStore {
  public:
   explicit CountingByteStore(MapByteStore& inner) : inner_{inner} {}
@@ -77,35 +79,6 @@ class CountingByteStore final : public larder::ByteStore {
                 std::chrono::milliseconds lease) override {
     return inner_.try_lock(key, token, lease);
   }
-  bool unlock(std::string_view key, std::string_view token) override {
-    return inner_.unlock(key, token);
-  }
-  std::atomic<int> gets{0};
-  std::atomic<int> get_manys{0};
-  std::vector<std::size_t> batches;  // the size of each get_many
-
- private:
-  MapByteStore& inner_;
-};
-
-/// A shared tier where another process stores values in the window between a bulk call's read and
-/// its locks: `before_lock` runs once, at the first try_lock_many, before the locks are taken.
-class LateWriterStore final : public larder::ByteStore {
- public:
-  explicit LateWriterStore(MapByteStore& inner) : inner_{inner} {}
-  std::optional<std::string> get(std::string_view key) override { return inner_.get(key); }
-  std::vector<std::optional<std::string>> get_many(std::span<const std::string> keys) override {
-    ++get_manys;
-    return inner_.get_many(keys);
-  }
-  void set(std::string_view key, std::string_view bytes, std::chrono::milliseconds ttl) override {
-    inner_.set(key, bytes, ttl);
-  }
-  void erase(std::string_view key) override { inner_.erase(key); }
-  bool try_lock(std::string_view key, std::string_view token,
-                std::chrono::milliseconds lease) override {
-    return inner_.try_lock(key, token, lease);
-  }
   std::vector<bool> try_lock_many(std::span<const std::string> keys, std::string_view token,
                                   std::chrono::milliseconds lease) override {
     if (auto hook = std::exchange(before_lock, nullptr)) hook();
@@ -115,7 +88,9 @@ class LateWriterStore final : public larder::ByteStore {
     return inner_.unlock(key, token);
   }
   std::function<void()> before_lock;
-  int get_manys = 0;
+  std::atomic<int> gets{0};
+  std::atomic<int> get_manys{0};
+  std::vector<std::size_t> batches;  // the size of each get_many
 
  private:
   MapByteStore& inner_;
@@ -470,7 +445,7 @@ TEST_CASE("get_many serves a value another process stored between its read and i
           "[bulk][lock]") {
   larder::FakeClock clock;
   MapByteStore shared{clock};
-  LateWriterStore late{shared};
+  CountingByteStore late{shared};
   larder::MemoryStore l1_a, l1_b;
   larder::TieredStore one{l1_a, late}, two{l1_b, shared};
   CountingFn fn_a, fn_b;
