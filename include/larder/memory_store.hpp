@@ -50,7 +50,6 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <typeindex>
 #include <unordered_map>
 #include <utility>
@@ -489,29 +488,15 @@ class MemoryStore final : public Store {
   /// into the write buffer while it was held. A put that pushes an entry and then fails to take the
   /// lock leaves the entry to the holder; the holder, after letting go, checks the buffer and, if
   /// it is not empty, takes the lock again (unless another thread has) and admits it. The unlock
-  /// and the lock's load in try_lock are sequentially consistent, as the push's count, so at least
-  /// one of the two sees the other and no entry is left in the buffer after both calls return.
+  /// and try_lock are sequentially consistent, as the push's count, so at least one of the two
+  /// sees the other and no entry is left in the buffer after both calls return.
   class PolicyMutex {
    public:
     explicit PolicyMutex(MemoryStore& store) noexcept : store_{store} {}
-    void lock() noexcept {
-      for (;;) {
-        if (!locked_.exchange(true, std::memory_order_acquire)) return;
-        for (int spins = 0; locked_.load(std::memory_order_relaxed); ++spins) {
-          if (spins < 64) {
-            detail::cpu_relax();
-          } else {
-            std::this_thread::yield();
-          }
-        }
-      }
-    }
-    bool try_lock() noexcept {
-      return !locked_.load(std::memory_order_seq_cst) &&
-             !locked_.exchange(true, std::memory_order_seq_cst);
-    }
+    void lock() noexcept { lock_.lock(); }
+    bool try_lock() noexcept { return lock_.try_lock_seq_cst(); }
     void unlock() noexcept {
-      locked_.store(false, std::memory_order_seq_cst);
+      lock_.unlock_seq_cst();
       WriteBuffer& buffer = store_.write_buffer_;
       for (int round = 0; buffer.pending.load(std::memory_order_seq_cst) > 0 && try_lock();
            ++round) {
@@ -523,14 +508,14 @@ class MemoryStore final : public Store {
           drained = false;  // out of memory: what is left waits for the next holder's drain
         }
         buffer.closed.store(false, std::memory_order_relaxed);
-        locked_.store(false, std::memory_order_seq_cst);
+        lock_.unlock_seq_cst();
         if (!drained) break;
       }
     }
 
    private:
     MemoryStore& store_;
-    std::atomic<bool> locked_{false};
+    detail::SpinLock lock_;
   };
 
   struct NamespaceInfo {

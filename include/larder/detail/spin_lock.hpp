@@ -39,6 +39,15 @@ class SpinLock {
   }
   void unlock() noexcept { locked_.store(false, std::memory_order_release); }
 
+  /// try_lock and unlock whose load, exchange and store are sequentially consistent, for a
+  /// hand-off that pairs them with another variable's sequentially consistent accesses (the memory
+  /// store's write buffer: memory_store.hpp, PolicyMutex).
+  bool try_lock_seq_cst() noexcept {
+    return !locked_.load(std::memory_order_seq_cst) &&
+           !locked_.exchange(true, std::memory_order_seq_cst);
+  }
+  void unlock_seq_cst() noexcept { locked_.store(false, std::memory_order_seq_cst); }
+
  private:
   std::atomic<bool> locked_{false};
 };
