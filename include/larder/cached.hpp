@@ -906,19 +906,29 @@ class Cached<Fn, detail::Signature<R, A...>> {
     }
     if (locked.empty()) return here;
     // Bytes already found undecodable in the bulk read are not counted again.
-    auto remote = bulk_read_remote(misses_of(locked), clock_->now(), /*count_errors=*/false);
-    for (std::size_t k = 0; k < locked.size(); ++k) {
-      auto& [m, leader] = locked[k];
+    for (auto& entry : serve_stored(locked, out, now, /*count_errors=*/false))
+      here.push_back(std::move(entry));
+    return here;
+  }
+
+  /// Reads the led keys from the shared tier (one get_many) and serves the values found: copied
+  /// into memory, their flights completed, their results set. Returns the keys still without one.
+  Led serve_stored(Led& led, std::vector<std::optional<result_type>>& out, TimePoint now,
+                   bool count_errors) {
+    auto remote = bulk_read_remote(misses_of(led), clock_->now(), count_errors);
+    Led missing;
+    for (std::size_t k = 0; k < led.size(); ++k) {
+      auto& [m, leader] = led[k];
       if (auto& found = remote[k]) {
         fill_memory(m->call, found->value, found->stamps);
         leader->complete(found->value, found->stamps);
         out[m->index].emplace(std::move(found->value), Source::remote, !found->stamps.fresh(now),
                               found->stamps.written, now);
       } else {
-        here.push_back(std::move(locked[k]));
+        missing.push_back(std::move(led[k]));
       }
     }
-    return here;
+    return missing;
   }
 
   /// try_remote_lock for many keys in one ByteStore::try_lock_many (one round trip on Redis):
@@ -997,20 +1007,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
         return;
       }
       std::this_thread::sleep_for(opts_.lock_poll);
-      auto remote = bulk_read_remote(misses_of(awaited), clock_->now());
-      Led missing;
-      for (std::size_t k = 0; k < awaited.size(); ++k) {
-        auto& [m, leader] = awaited[k];
-        if (auto& found = remote[k]) {
-          fill_memory(m->call, found->value, found->stamps);
-          leader->complete(found->value, found->stamps);
-          coalesced_.add();
-          out[m->index].emplace(std::move(found->value), Source::remote, !found->stamps.fresh(now),
-                                found->stamps.written, now);
-        } else {
-          missing.push_back(std::move(awaited[k]));
-        }
-      }
+      Led missing = serve_stored(awaited, out, now, /*count_errors=*/true);
+      coalesced_.add(awaited.size() - missing.size());  // served by another process's computation
       // Still no value: a key whose lock is free now (its holder gave up) is computed here.
       awaited.clear();
       HeldLocks locks{this};
