@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -113,6 +114,21 @@ struct OneProcess {
   MapByteStore shared{clock};
   larder::MemoryStore l1;
   larder::TieredStore store{l1, shared};
+};
+
+/// Two "processes" over one shared byte tier, each with its own memory tier and function, on a fake
+/// clock; process a reaches the tier through a CountingByteStore.
+struct TwoProcesses {
+  using Fn = decltype(wrap(std::declval<CountingFn&>()));
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  CountingByteStore counted{shared};
+  larder::MemoryStore l1_a, l1_b;
+  larder::TieredStore one{l1_a, counted}, two{l1_b, shared};
+  CountingFn fn_a, fn_b;
+  larder::Options o{.ttl = 1h, .lock_poll = 1ms, .clock = &clock};
+  larder::Cached<Fn> a{one, "T", "f", wrap(fn_a), o};
+  larder::Cached<Fn> b{two, "T", "f", wrap(fn_b), o};
 };
 
 }  // namespace
@@ -358,14 +374,9 @@ TEST_CASE("get_many with fail_fast refuses a key another caller is computing", "
 
 TEST_CASE("get_many awaits a key another process is computing instead of computing it again",
           "[bulk][lock]") {
-  larder::FakeClock clock;
-  MapByteStore shared{clock};
-  larder::MemoryStore l1_a, l1_b;
-  larder::TieredStore one{l1_a, shared}, two{l1_b, shared};
-  CountingFn fn_a, fn_b;
-  larder::Options o{.ttl = 1h, .lock_poll = 1ms, .clock = &clock};
-  larder::Cached a{one, "T", "f", wrap(fn_a), o};
-  larder::Cached b{two, "T", "f", wrap(fn_b), o};
+  TwoProcesses p;
+  auto [fn_a, fn_b, a, b] = std::tie(p.fn_a, p.fn_b, p.a, p.b);
+  auto& shared = p.shared;
   fn_a.close_gate();
   auto single = std::async(std::launch::async, [&] { return *a(2); });
   fn_a.wait_inside(1);  // process one holds the lock of 2 and computes it
@@ -443,15 +454,9 @@ TEST_CASE("get_many refuses a key another process holds per on_cold, and keeps t
 
 TEST_CASE("get_many serves a value another process stored between its read and its lock",
           "[bulk][lock]") {
-  larder::FakeClock clock;
-  MapByteStore shared{clock};
-  CountingByteStore late{shared};
-  larder::MemoryStore l1_a, l1_b;
-  larder::TieredStore one{l1_a, late}, two{l1_b, shared};
-  CountingFn fn_a, fn_b;
-  larder::Options o{.ttl = 1h, .lock_poll = 1ms, .clock = &clock};
-  larder::Cached a{one, "T", "f", wrap(fn_a), o};
-  larder::Cached b{two, "T", "f", wrap(fn_b), o};
+  TwoProcesses p;
+  auto [fn_a, fn_b, a, b] = std::tie(p.fn_a, p.fn_b, p.a, p.b);
+  auto [shared, late] = std::tie(p.shared, p.counted);
   // a's bulk read finds nothing; before a locks 1, 2 and 3, process b computes and stores 2 (and
   // releases its lock).
   late.before_lock = [&] { CHECK(*b(2) == 20); };
