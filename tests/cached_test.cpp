@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <future>
 #include <larder/larder.hpp>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -224,6 +226,39 @@ TEST_CASE("Single-flight: 64 threads on a cold key compute once", "[cached][conc
   CHECK(s.misses == 1);
   CHECK(s.coalesced == kThreads - 1);
   CHECK(s.waiting == 0);
+}
+
+TEST_CASE("Single-flight table: flights of many keys are joined and removed by their key",
+          "[cached][concurrency]") {
+  // The table is sharded by key: every operation on a key must reach the same shard.
+  larder::detail::SingleFlight<int> flights;
+  constexpr int kKeys = 200;
+  std::vector<larder::detail::SingleFlight<int>::FlightPtr> led;
+  for (int i = 0; i < kKeys; ++i) {
+    auto ticket = flights.join("k:" + std::to_string(i));
+    REQUIRE(ticket.leader);
+    led.push_back(ticket.flight);
+  }
+  CHECK(flights.in_flight() == kKeys);
+  for (int i = 0; i < kKeys; ++i) {
+    const std::string key = "k:" + std::to_string(i);
+    auto again = flights.join(key);
+    CHECK_FALSE(again.leader);
+    CHECK(again.flight == led[static_cast<std::size_t>(i)]);
+    CHECK(flights.try_lead(key) == nullptr);
+  }
+  for (int i = 0; i < kKeys; i += 2)
+    flights.complete("k:" + std::to_string(i), led[static_cast<std::size_t>(i)],
+                     std::make_shared<const int>(i), {});
+  CHECK(flights.in_flight() == kKeys / 2);
+  for (int i = 1; i < kKeys; i += 2)
+    flights.fail("k:" + std::to_string(i), led[static_cast<std::size_t>(i)],
+                 std::make_exception_ptr(std::runtime_error("x")));
+  CHECK(flights.in_flight() == 0);
+  CHECK(*led[4]->value == 4);
+  CHECK(led[5]->error != nullptr);
+  // A finished key starts a new flight.
+  CHECK(flights.join("k:4").leader);
 }
 
 TEST_CASE("An exception reaches every waiter and nothing is cached", "[cached][failure]") {

@@ -10,14 +10,19 @@
 // before waiters wake, so the next call starts a new computation. If the leader itself dies
 // unexpectedly, the Leader guard fails the flight so that no waiter hangs.
 //
-// Concurrency. One mutex guards the table (held for a hash lookup, never during a computation);
-// each flight has its own mutex and condition variable. Keys are rendered strings: a miss costs a
-// computation, so rendering its key is noise. See docs/design.md, "Concurrency".
+// Concurrency. The table is split into kShards shards by the key's hash, each guarded by its own
+// mutex (held for a hash lookup, never during a computation), so threads that miss on different
+// keys do not queue on one lock; each flight has its own mutex and condition variable. Keys are
+// rendered strings: a miss costs a computation, so rendering its key is noise. See
+// docs/design.md, "Concurrency".
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -25,6 +30,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "larder/detail/striped_counter.hpp"
 #include "larder/store.hpp"
 
 namespace larder::detail {
@@ -55,16 +61,18 @@ class SingleFlight {
 
   /// Joins the flight for key, creating it (and becoming its leader) if there is none.
   Ticket join(const std::string& key) {
-    std::lock_guard lock{mutex_};
-    auto [it, inserted] = flights_.try_emplace(key);
+    Shard& s = shard_of(key);
+    std::lock_guard lock{s.mutex};
+    auto [it, inserted] = s.flights.try_emplace(key);
     if (inserted) it->second = std::make_shared<Flight>();
     return {it->second, inserted};
   }
 
   /// Becomes the leader of a new flight for key, or returns null if one is under way.
   FlightPtr try_lead(const std::string& key) {
-    std::lock_guard lock{mutex_};
-    auto [it, inserted] = flights_.try_emplace(key);
+    Shard& s = shard_of(key);
+    std::lock_guard lock{s.mutex};
+    auto [it, inserted] = s.flights.try_emplace(key);
     if (!inserted) return nullptr;
     it->second = std::make_shared<Flight>();
     return it->second;
@@ -83,8 +91,12 @@ class SingleFlight {
   }
 
   std::size_t in_flight() const {
-    std::lock_guard lock{mutex_};
-    return flights_.size();
+    std::size_t n = 0;
+    for (const Shard& s : shards_) {
+      std::lock_guard lock{s.mutex};
+      n += s.flights.size();
+    }
+    return n;
   }
 
   /// Completes the flight on every path. The leader completes or fails it explicitly (from a catch
@@ -121,9 +133,10 @@ class SingleFlight {
   template <class Set>
   void finish(const std::string& key, const FlightPtr& flight, Set&& set) {
     {
-      std::lock_guard lock{mutex_};
-      auto it = flights_.find(key);
-      if (it != flights_.end() && it->second == flight) flights_.erase(it);
+      Shard& s = shard_of(key);
+      std::lock_guard lock{s.mutex};
+      auto it = s.flights.find(key);
+      if (it != s.flights.end() && it->second == flight) s.flights.erase(it);
     }
     {
       std::lock_guard lock{flight->mutex};
@@ -133,8 +146,17 @@ class SingleFlight {
     flight->cv.notify_all();
   }
 
-  mutable std::mutex mutex_;
-  std::unordered_map<std::string, FlightPtr> flights_;
+  static constexpr std::size_t kShards = 16;  // a power of two
+  struct alignas(kCacheLine) Shard {
+    mutable std::mutex mutex;
+    std::unordered_map<std::string, FlightPtr> flights;
+  };
+  Shard& shard_of(const std::string& key) noexcept {
+    // The high bits: the shard's map uses the low ones for its buckets.
+    return shards_[(std::hash<std::string>{}(key) >> 32) & (kShards - 1)];
+  }
+
+  std::array<Shard, kShards> shards_;
 };
 
 }  // namespace larder::detail
