@@ -21,6 +21,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -30,6 +31,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "larder/detail/hash.hpp"
 #include "larder/detail/striped_counter.hpp"
 #include "larder/store.hpp"
 
@@ -152,8 +154,9 @@ class SingleFlight {
     std::unordered_map<std::string, FlightPtr> flights;
   };
   Shard& shard_of(const std::string& key) noexcept {
-    // The high bits: the shard's map uses the low ones for its buckets.
-    return shards_[(std::hash<std::string>{}(key) >> 32) & (kShards - 1)];
+    // Remixed, so the shard does not follow the bits the shard's map picks its bucket with (and a
+    // 32-bit size_t works the same).
+    return shards_[mix64(std::hash<std::string>{}(key)) & (kShards - 1)];
   }
 
   std::array<Shard, kShards> shards_;
