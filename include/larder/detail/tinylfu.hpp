@@ -49,6 +49,14 @@ class FrequencySketch {
     if (capacity > capacity_) resize(capacity);
   }
 
+  /// Frees the table; the sketch must not be used afterwards (a policy reading a shared sketch
+  /// drops its own this way).
+  void release() noexcept {
+    std::vector<std::uint64_t>{}.swap(table_);
+    mask_ = 0;
+    capacity_ = 0;
+  }
+
   /// The estimated number of increments of `key` (0..15) since aging discounted older ones.
   unsigned frequency(std::uint64_t key) const noexcept {
     const std::uint64_t h = spread(key);
@@ -253,6 +261,7 @@ class WTinyLfu {
   void share_sketch(FrequencySketch* shared) noexcept {
     sketch_ = shared;
     counts_ = false;
+    own_sketch_.release();  // never read again
   }
 
   /// Throws std::logic_error if links, regions or totals disagree, or the bounds do not hold.
@@ -606,8 +615,8 @@ class ShadowTuner {
   /// One shadow cache with its own fixed pool of hooks and key index (open addressing).
   struct Shadow {
     std::unique_ptr<WTinyLfu> cache;
-    std::vector<TinyLfuHook> hooks;  // never resized after init: the cache links into it
-    std::vector<std::uint32_t> free;
+    std::vector<TinyLfuHook> hooks;    // never resized after init: the cache links into it
+    TinyLfuHook* free = nullptr;       // unused hooks, linked through `next`
     std::vector<std::uint32_t> slots;  // hook index + 1; 0 = empty
     std::size_t mask = 0;
     // Against the reference: requests only this shadow hit (wins) and only the reference hit
@@ -623,9 +632,9 @@ class ShadowTuner {
     void init(const WTinyLfu::Config& config) {
       cache = std::make_unique<WTinyLfu>(config);
       hooks.resize(config.max_entries + 1);
-      free.reserve(hooks.size());
-      for (std::size_t i = hooks.size(); i-- > 0;) free.push_back(static_cast<std::uint32_t>(i));
-      slots.assign(std::bit_ceil(2 * hooks.size()), 0);
+      for (std::size_t i = hooks.size(); i-- > 0;) push_free(hooks[i]);
+      // At most two thirds full (linear probing stays short), at most hooks.size() keys.
+      slots.assign(std::bit_ceil(hooks.size() + hooks.size() / 2), 0);
       mask = slots.size() - 1;
     }
     std::size_t home(std::uint32_t key) const noexcept {
@@ -640,10 +649,11 @@ class ShadowTuner {
         cache->access(&hooks[slots[slot] - 1]);
         return true;
       }
-      const std::uint32_t at = free.back();
-      free.pop_back();
-      slots[slot] = at + 1;
-      TinyLfuHook& hook = hooks[at];
+      // The cache holds at most max_entries keys between requests, so one of the max_entries + 1
+      // hooks is free.
+      TinyLfuHook& hook = *free;
+      free = hook.next;
+      slots[slot] = static_cast<std::uint32_t>(&hook - hooks.data()) + 1;
       hook.key_hash = key;
       hook.weight = weight;
       victims.clear();
@@ -664,7 +674,11 @@ class ShadowTuner {
         }
       }
       slots[hole] = 0;
-      free.push_back(static_cast<std::uint32_t>(at));
+      push_free(hooks[at]);
+    }
+    void push_free(TinyLfuHook& hook) noexcept {
+      hook.next = free;
+      free = &hook;
     }
     void end_period() noexcept {
       win_score = win_score / 2 + static_cast<double>(wins);
