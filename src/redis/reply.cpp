@@ -91,9 +91,21 @@ redisReplyObjectFunctions kReplyFunctions = {
 #endif
 };
 
+#if defined(HIREDIS_MAJOR) && HIREDIS_MAJOR >= 1
+// hiredis 1.x hands RESP3 push replies to the context's push callback, whose default frees them
+// with freeReplyObject: wrong for a Reply built by the functions above. larder never sends HELLO 3,
+// so no push should arrive; if one does, it is freed as what it is.
+void free_push(void*, void* r) { free_object(r); }
+#endif
+
 }  // namespace
 
-void use_larder_replies(redisContext* c) noexcept { c->reader->fn = &kReplyFunctions; }
+void use_larder_replies(redisContext* c) noexcept {
+  c->reader->fn = &kReplyFunctions;
+#if defined(HIREDIS_MAJOR) && HIREDIS_MAJOR >= 1
+  redisSetPushCallback(c, free_push);
+#endif
+}
 
 Failure map_error(const redisContext* c, const Reply* reply, std::string_view command,
                   std::string_view endpoint, std::string_view secret) {
