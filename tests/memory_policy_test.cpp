@@ -411,3 +411,74 @@ TEST_CASE("A put that finds the policy busy returns, and the holder admits its e
   CHECK_NOTHROW(store.check_invariants());
   CHECK(store.weighted_size() > 0);
 }
+
+TEST_CASE("Keys whose hashes fold alike are kept apart and removed one by one", "[memory]") {
+  // The store keeps a 32-bit fold of the 64-bit key hash (hi ^ lo): these two hashes differ, fold
+  // to the same value and so land in one shard, one bucket and one chain.
+  larder::MemoryStore store{{.max_entries = 100}};
+  using Key = std::tuple<std::int64_t>;
+  const std::uint32_t ns = store.namespace_id<Key, std::int64_t>("fold");
+  const std::uint64_t h1 = 0x0000000100000002ULL;
+  const std::uint64_t h3 = 0x0000000200000001ULL;  // folds as h1 does: 2 ^ 1 == 1 ^ 2
+  REQUIRE(larder::detail::TinyLfuHook::fold(h1) == larder::detail::TinyLfuHook::fold(h3));
+  auto eq = [](std::int64_t k) { return [k](const Key& key) { return std::get<0>(key) == k; }; };
+  const auto now = larder::SystemClock::instance().now();
+  const larder::Stamps stamps{now, now + 1h, now + 1h};
+  store.put<Key, std::int64_t>(ns, h1, eq(1), Key{1}, std::make_shared<const std::int64_t>(10),
+                               stamps);
+  store.put<Key, std::int64_t>(ns, h3, eq(3), Key{3}, std::make_shared<const std::int64_t>(30),
+                               stamps);
+  CHECK(store.size() == 2);
+  auto f1 = store.find<Key, std::int64_t>(ns, h1, eq(1), now);
+  auto f3 = store.find<Key, std::int64_t>(ns, h3, eq(3), now);
+  REQUIRE(f1);
+  REQUIRE(f3);
+  CHECK(*f1->value == 10);
+  CHECK(*f3->value == 30);
+  CHECK_FALSE(store.find<Key, std::int64_t>(ns, h1, eq(4), now));  // the key decides
+  CHECK(store.erase<Key, std::int64_t>(ns, h3, eq(3)));
+  CHECK_FALSE(store.find<Key, std::int64_t>(ns, h3, eq(3), now));
+  CHECK(store.find<Key, std::int64_t>(ns, h1, eq(1), now));
+  CHECK_NOTHROW(store.check_invariants());
+}
+
+TEST_CASE("MemoryStore refuses a namespace id it did not hand out for those types", "[memory]") {
+  larder::MemoryStore store;
+  using Key = std::tuple<std::int64_t>;
+  const std::uint32_t ints = store.namespace_id<Key, std::int64_t>("ints");
+  const std::uint32_t strings = store.namespace_id<Key, std::string>("strings");
+  CHECK(store.namespace_id<Key, std::int64_t>("ints") == ints);
+  const auto now = larder::SystemClock::instance().now();
+  const larder::Stamps stamps{now, now + 1h, now + 1h};
+  auto any = [](const Key&) { return true; };
+  auto put_int = [&](std::uint32_t ns) {
+    store.put<Key, std::int64_t>(ns, 7, any, Key{7}, std::make_shared<const std::int64_t>(7),
+                                 stamps);
+  };
+  CHECK_THROWS_AS(put_int(strings), std::invalid_argument);  // registered for other types
+  CHECK_THROWS_AS(put_int(0), std::invalid_argument);        // never handed out
+  CHECK_THROWS_AS(put_int(strings + 1), std::invalid_argument);
+  CHECK_THROWS_AS(put_int(0x10000), std::invalid_argument);
+  CHECK(store.size() == 0);
+  put_int(ints);
+  CHECK(store.size() == 1);
+  CHECK_NOTHROW(store.check_invariants());
+}
+
+TEST_CASE("MemoryStore hands out at most 65,535 namespaces", "[memory]") {
+  larder::MemoryStore store;
+  using Key = std::tuple<std::int64_t>;
+  std::uint32_t last = 0;
+  for (int i = 1; i <= 0xFFFF; ++i) last = store.namespace_id<Key, std::int64_t>(std::to_string(i));
+  CHECK(last == 0xFFFF);
+  CHECK_THROWS_AS((store.namespace_id<Key, std::int64_t>("one more")), std::length_error);
+  CHECK(store.namespace_id<Key, std::int64_t>("1") == 1);  // existing names still resolve
+  // Entries of the last namespace live and die like any other (its destroy function is found).
+  const auto now = larder::SystemClock::instance().now();
+  auto any = [](const Key&) { return true; };
+  store.put<Key, std::int64_t>(last, 1, any, Key{1}, std::make_shared<const std::int64_t>(1),
+                               larder::Stamps{now, now + 1h, now + 1h});
+  CHECK(store.find<Key, std::int64_t>(last, 1, any, now));
+  store.clear();
+  CHECK(store.size() == 0);
+}

@@ -101,23 +101,29 @@ class MemoryStore final : public Store {
         Node* n = t->slots[i].load(std::memory_order_relaxed);
         while (n != nullptr) {
           Node* next = n->chain.load(std::memory_order_relaxed);
-          Node::free(n);
+          free_node(n);
           n = next;
         }
       }
       delete t;
     }
-    for (auto& r : retired_) r.free();
+    for (auto& r : retired_) free_retired(r);
   }
 
   MemoryStore* memory_tier() noexcept override { return this; }
 
   // ---- the typed interface Cached uses ----------------------------------------------------------
   // Entries live in namespaces (one per cached function): a namespace fixes the key and value
-  // types, so an entry found by (namespace, hash) can be compared by its typed key.
+  // types, so an entry found by (namespace, hash) can be compared by its typed key. `hash` is the
+  // key's 64-bit hash; the store keeps it folded to 32 bits, so entries are matched by that fold
+  // and by eq: eq must tell the key apart (Cached's compares the stored parts), and an eq that
+  // accepts any key (Cached's drop by hash) may also meet keys whose hashes fold alike. The
+  // namespace id passed to put, find, read and erase must come from namespace_id<K, V> with the
+  // same K and V (put checks it: std::invalid_argument).
 
   /// The namespace id for `name` with key type K and value type V. Registering the same name with
-  /// other types throws std::invalid_argument (two functions would share keys).
+  /// other types throws std::invalid_argument (two functions would share keys); a store holds at
+  /// most 65,535 namespaces (std::length_error beyond).
   template <class K, class V>
   std::uint32_t namespace_id(std::string_view name) {
     std::lock_guard lock{namespaces_mutex_};
@@ -130,9 +136,15 @@ class MemoryStore final : public Store {
             "result types; give one of them another class or function name");
       return it->second.id;
     }
-    const auto id = static_cast<std::uint32_t>(namespaces_.size() + 1);
-    namespaces_.emplace(std::string(name), NamespaceInfo{id, typeid(K), typeid(V)});
-    return id;
+    const std::size_t id = namespaces_.size() + 1;
+    if (id > kMaxNamespaces)
+      throw std::length_error("larder::MemoryStore: more than 65,535 cached functions share it");
+    auto& chunk = destroyers_[id / kDestroyChunk];
+    if (chunk == nullptr) chunk = std::make_unique<Destroy[]>(kDestroyChunk);
+    namespaces_.emplace(std::string(name),
+                        NamespaceInfo{static_cast<std::uint32_t>(id), typeid(K), typeid(V)});
+    chunk[id % kDestroyChunk] = &TypedNode<K, V>::destroy;
+    return static_cast<std::uint32_t>(id);
   }
 
   /// The live entry of namespace ns whose hash is `hash` and whose key satisfies eq, or nullopt.
@@ -158,7 +170,7 @@ class MemoryStore final : public Store {
     bool maintain = false;
     {
       detail::EpochDomain::Guard guard{epochs()};
-      Node* n = lookup<K, V>(ns, hash, eq);
+      Node* n = lookup<K, V>(ns, fold_hash(hash), eq);
       if (n == nullptr) return false;
       if (n->stamps.expired(now)) {
         if (unlink_node(n)) {
@@ -170,7 +182,7 @@ class MemoryStore final : public Store {
       }
       const auto& typed = static_cast<const TypedNode<K, V>&>(*n);
       std::forward<F>(f)(typed.value, typed.stamps);
-      maintain = record_read(n);
+      maintain = record_read(n, hash);
     }
     if (maintain) replay_reads(now);
     return true;
@@ -182,13 +194,18 @@ class MemoryStore final : public Store {
   template <class K, class V, class Eq>
   void put(std::uint32_t ns, std::uint64_t hash, const Eq& eq, K key,
            std::shared_ptr<const V> value, const Stamps& stamps) {
+    if (destroyer(ns) != &TypedNode<K, V>::destroy)
+      throw std::invalid_argument(
+          "larder::MemoryStore::put: the namespace id was not registered with these key and value "
+          "types (namespace_id<K, V>)");
     const std::uint64_t weight = detail::entry_weight(key, *value);
     if (options_.max_weight != 0 && weight > options_.max_weight) {
       rejected_.fetch_add(1, std::memory_order_relaxed);
       erase<K, V>(ns, hash, eq);
       return;
     }
-    auto* node = new TypedNode<K, V>(ns, hash, stamps, std::move(key), std::move(value));
+    const std::uint32_t h = fold_hash(hash);
+    auto* node = new TypedNode<K, V>(ns, h, stamps, std::move(key), std::move(value));
     node->weight = weight;
     // Between the shard lock and the policy lock, another thread may evict and retire `old`: the
     // guard keeps it alive until this call is done with it. (`node` needs no guard: until it is
@@ -196,10 +213,10 @@ class MemoryStore final : public Store {
     std::optional<detail::EpochDomain::Guard> guard{std::in_place, epochs()};
     Node* old = nullptr;
     Table* old_table = nullptr;
-    Shard& s = shard_of(hash);
+    Shard& s = shard_of(h);
     {
       std::lock_guard lock{s.mutex};
-      old = find_locked<K, V>(s, ns, hash, eq);
+      old = find_locked<K, V>(s, ns, h, eq);
       link_locked(s, node);
       if (old != nullptr) unlink_locked(s, old);
       // Grow at load factor 3/4: a chain hop is a cache miss on the hit path.
@@ -241,12 +258,13 @@ class MemoryStore final : public Store {
   /// Removes the entry; true if there was one.
   template <class K, class V, class Eq>
   bool erase(std::uint32_t ns, std::uint64_t hash, const Eq& eq) {
-    Shard& s = shard_of(hash);
+    const std::uint32_t h = fold_hash(hash);
+    Shard& s = shard_of(h);
     Node* n = nullptr;
     detail::EpochDomain::Guard guard{epochs()};  // n stays alive until release_locked
     {
       std::lock_guard lock{s.mutex};
-      n = find_locked<K, V>(s, ns, hash, eq);
+      n = find_locked<K, V>(s, ns, h, eq);
       if (n == nullptr) return false;
       unlink_locked(s, n);
     }
@@ -399,32 +417,30 @@ class MemoryStore final : public Store {
   struct WriterPart : detail::StoreHook {
     Node* timer_prev = nullptr;  // the calendar bucket's list (policy mutex)
     Node* timer_next = nullptr;
-    void (*destroy)(Node*) noexcept = nullptr;  // deletes the TypedNode (no vtable in the entry)
   };
   /// What a reader loads: the chain link, the hash and namespace it compares, and the stamps; the
   /// typed key and value follow it. The state bytes are written only when the entry is linked,
   /// admitted or removed.
   struct ReaderPart {
-    ReaderPart(std::uint32_t n, std::uint64_t h, const Stamps& s) : hash{h}, stamps{s}, ns{n} {}
+    ReaderPart(std::uint32_t n, std::uint32_t h, const Stamps& s)
+        : hash{h}, ns{static_cast<std::uint16_t>(n)}, stamps{s} {}
     std::atomic<Node*> chain{nullptr};  // the shard's chain
-    const std::uint64_t hash;
-    const Stamps stamps;
-    const std::uint32_t ns;
+    const std::uint32_t hash;           // the key's hash, folded (fold_hash)
+    const std::uint16_t ns;
     State state = State::pending;  // policy mutex
     bool linked = true;            // shard mutex
+    const Stamps stamps;
   };
   struct Node : WriterPart, ReaderPart {
-    Node(std::uint32_t n, std::uint64_t h, const Stamps& s) : ReaderPart{n, h, s} {}
+    Node(std::uint32_t n, std::uint32_t h, const Stamps& s) : ReaderPart{n, h, s} {}
     Node(const Node&) = delete;
     Node& operator=(const Node&) = delete;
-    static void free(Node* n) noexcept { n->destroy(n); }
   };
   template <class K, class V>
   struct TypedNode final : Node {
-    TypedNode(std::uint32_t n, std::uint64_t h, const Stamps& s, K k, std::shared_ptr<const V> v)
-        : Node{n, h, s}, key{std::move(k)}, value{hold(std::move(v))} {
-      destroy = [](Node* self) noexcept { delete static_cast<TypedNode*>(self); };
-    }
+    TypedNode(std::uint32_t n, std::uint32_t h, const Stamps& s, K k, std::shared_ptr<const V> v)
+        : Node{n, h, s}, key{std::move(k)}, value{hold(std::move(v))} {}
+    static void destroy(Node* self) noexcept { delete static_cast<TypedNode*>(self); }
     static detail::held_value_t<V> hold(std::shared_ptr<const V> v) {
       if constexpr (detail::inline_value_v<V>) {
         return *v;  // small and trivially copyable: kept in the entry, no control block
@@ -529,11 +545,24 @@ class MemoryStore final : public Store {
     std::uint64_t epoch;
     Node* node;
     Table* table;
-    void free() const {
-      if (node != nullptr) Node::free(node);
-      delete table;
-    }
   };
+  void free_retired(const Retired& r) const noexcept {
+    if (r.node != nullptr) free_node(r.node);
+    delete r.table;
+  }
+
+  /// Deletes a node as the TypedNode its namespace was registered with (the entry keeps no
+  /// function pointer or vtable of its own).
+  using Destroy = void (*)(Node*) noexcept;
+  static constexpr std::size_t kMaxNamespaces = 0xFFFF;  // ids fit ReaderPart::ns
+  static constexpr std::size_t kDestroyChunk = 256;
+  /// The destroy function of namespace ns, or null if ns was never registered.
+  Destroy destroyer(std::uint32_t ns) const noexcept {
+    if (ns == 0 || ns > kMaxNamespaces) return nullptr;
+    const auto& chunk = destroyers_[ns / kDestroyChunk];
+    return chunk == nullptr ? nullptr : chunk[ns % kDestroyChunk];
+  }
+  void free_node(Node* n) const noexcept { destroyer(n->ns)(n); }
 
   static constexpr std::size_t kShardBits = 4;
   static constexpr std::size_t kShards = std::size_t{1} << kShardBits;
@@ -554,17 +583,20 @@ class MemoryStore final : public Store {
   /// The process-wide epoch domain, held by reference (no static-initialization guard per read).
   detail::EpochDomain& epochs() const noexcept { return epochs_; }
 
-  Shard& shard_of(std::uint64_t hash) noexcept { return shards_[hash >> (64 - kShardBits)]; }
-  const Shard& shard_of(std::uint64_t hash) const noexcept {
-    return shards_[hash >> (64 - kShardBits)];
+  /// The store keeps a key's 64-bit hash folded to 32 bits (the policy's sketch counts keys by
+  /// the same fold): the shard is picked by its top bits, the bucket by its low bits.
+  static std::uint32_t fold_hash(std::uint64_t hash) noexcept {
+    return detail::StoreHook::fold(hash);
   }
+  Shard& shard_of(std::uint32_t h) noexcept { return shards_[h >> (32 - kShardBits)]; }
+  const Shard& shard_of(std::uint32_t h) const noexcept { return shards_[h >> (32 - kShardBits)]; }
 
   // ---- table
   // --------------------------------------------------------------------------------------
 
   /// Lock-free lookup; call inside an epoch guard.
   template <class K, class V, class Eq>
-  Node* lookup(std::uint32_t ns, std::uint64_t hash, const Eq& eq) const {
+  Node* lookup(std::uint32_t ns, std::uint32_t hash, const Eq& eq) const {
     const Shard& s = shard_of(hash);
     for (;;) {
       const std::uint32_t seq = s.seq.load(std::memory_order_acquire);
@@ -580,7 +612,7 @@ class MemoryStore final : public Store {
   }
 
   template <class K, class V, class Eq>
-  Node* find_locked(Shard& s, std::uint32_t ns, std::uint64_t hash, const Eq& eq) {
+  Node* find_locked(Shard& s, std::uint32_t ns, std::uint32_t hash, const Eq& eq) {
     const Table* t = s.table.load(std::memory_order_relaxed);
     for (Node* n = t->slots[hash & t->mask].load(std::memory_order_relaxed); n != nullptr;
          n = n->chain.load(std::memory_order_relaxed)) {
@@ -726,7 +758,7 @@ class MemoryStore final : public Store {
   /// missed; two threads ran no faster than one.) A slot two keys share only notes more reads.
   /// bench/trace_replay's `store` column (through this path) beside its `policy` column (every
   /// access replayed) shows what the filter costs in hit ratio.
-  bool record_read(const Node* n) noexcept {
+  bool record_read(const Node* n, std::uint64_t hash) noexcept {
     ReadStripe& stripe = read_buffer_[detail::stripe_index()];
     // After a replay found the policy busy (another thread replaying), this thread notes nothing
     // for a while: the policy cannot keep up with every read of every core, and the reads it
@@ -737,12 +769,13 @@ class MemoryStore final : public Store {
       stripe.backoff.store(wait - 1, std::memory_order_relaxed);
       return false;
     }
-    // Keys are told apart by their hash, not by the node's address: the same requests drop the
-    // same reads in every run (by address, hit ratios varied with the heap layout).
-    const std::uint64_t mark = ((n->hash + filter_salt_) & ~std::uint64_t{0xFFFF}) |
+    // Keys are told apart by their hash (the caller's 64 bits, not the node's folded 32), not by
+    // the node's address: the same requests drop the same reads in every run (by address, hit
+    // ratios varied with the heap layout).
+    const std::uint64_t mark = ((hash + filter_salt_) & ~std::uint64_t{0xFFFF}) |
                                generation_.value.load(std::memory_order_relaxed);
     ThreadMarks& marks = thread_marks();
-    std::uint64_t& slot = marks.slots[static_cast<std::size_t>(n->hash) & marks.mask];
+    std::uint64_t& slot = marks.slots[static_cast<std::size_t>(hash) & marks.mask];
     // One read in kNotedAnyway that the filter drops is noted all the same: generations end by
     // replayed reads, so a load whose every read is dropped (a hot set smaller than a generation,
     // no misses) would otherwise never end one, and its entries' counts would stop.
@@ -887,7 +920,7 @@ class MemoryStore final : public Store {
   void reclaim_up_to(std::uint64_t current) {
     // Retired in epoch order: free from the front.
     while (!retired_.empty() && retired_.front().epoch + 2 <= current) {
-      retired_.front().free();
+      free_retired(retired_.front());
       retired_.pop_front();
     }
     // If readers held the epoch back, try again only after another half batch, not on every put.
@@ -985,6 +1018,9 @@ class MemoryStore final : public Store {
 
   std::mutex namespaces_mutex_;
   std::unordered_map<std::string, NamespaceInfo> namespaces_;
+  // Each namespace's destroy function, by id, in chunks allocated as ids are handed out (written
+  // under namespaces_mutex_ before the id is returned; an entry never changes after that).
+  std::array<std::unique_ptr<Destroy[]>, kMaxNamespaces / kDestroyChunk + 1> destroyers_;
 };
 
 }  // namespace larder

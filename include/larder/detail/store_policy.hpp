@@ -31,8 +31,9 @@ class StorePolicy {
   /// drop (possibly n itself), each already removed from the policy.
   void insert(StoreHook* n, std::vector<StoreHook*>& victims) { policy_.insert(n, victims); }
 
-  /// The same for a node that carries its key's 64-bit hash in `hash` (the store's nodes): the
-  /// sketch counts the key by that hash, so a key evicted and put again keeps its history.
+  /// The same for a node that carries its key's hash in `hash` (the store's nodes keep the 64-bit
+  /// hash folded to 32 bits; folding that again changes nothing): the sketch counts the key by
+  /// that hash, so a key evicted and put again keeps its history.
   template <class Node>
   requires std::derived_from<Node, StoreHook> && requires(const Node& n) {
     { n.hash } -> std::convertible_to<std::uint64_t>;
