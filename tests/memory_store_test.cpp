@@ -4,6 +4,8 @@
 #include <larder/larder.hpp>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "support/catch.hpp"
@@ -54,6 +56,26 @@ TEST_CASE("MemoryStore keeps a large value shared, never copied", "[store]") {
     CHECK(r->bytes.size() == (1u << 20));
   }
   CHECK(copies == 0);
+}
+
+TEST_CASE("A temporary handle's value is copied out, never referred into", "[store]") {
+  // The entry is heavier than the whole store, so the handle is the value's only owner: a
+  // reference into it (what `*` on a temporary returned before) dangles in a range-for.
+  larder::MemoryStore store{{.max_entries = 10, .max_weight = 64}};
+  larder::Cached c{store, "T", "ids", [](std::int64_t n) {
+                     return std::vector<std::int64_t>(static_cast<std::size_t>(n), 1);
+                   }};
+  static_assert(std::is_same_v<decltype(*c(1000)), std::vector<std::int64_t>>);
+  static_assert(std::is_same_v<decltype(*std::declval<const larder::Result<int>&>()), const int&>);
+  std::int64_t sum = 0;
+  for (auto id : *c(1000)) sum += id;  // ASan: heap-use-after-free if * referred into the handle
+  CHECK(sum == 1000);
+  CHECK(store.rejected() >= 1);
+  const auto& v = *c(1000);  // bound to a copy whose life is extended
+  CHECK(v.size() == 1000);
+  auto r = c(1000);
+  CHECK(&*r == &*r);  // an lvalue handle still gives a reference, no copy
+  CHECK(r->size() == 1000);
 }
 
 TEST_CASE("Typed keys tell apart values that hash alike", "[store]") {

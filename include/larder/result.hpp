@@ -109,7 +109,7 @@ class ResultBox<T, true> {
 
 /// A light handle to a cached value. It converts to `const T&`, so `std::vector<int> v =
 /// cached(x);` still compiles (and copies, as asked). Keep the handle (not a reference into it) for
-/// as long as you use the value.
+/// as long as you use the value: on a temporary handle, `*` and `value()` return a copy.
 ///
 /// The handle holds one `std::shared_ptr<const T>`, so a hit copies nothing large. A small
 /// trivially copyable T (an id, a count: at most 16 bytes, see detail/inline_value.hpp) is held by
@@ -136,8 +136,11 @@ class Result {
   const T& operator*() const& noexcept { return box_.get(); }
   const T* operator->() const noexcept { return box_.ptr(); }
   operator const T&() const& noexcept { return box_.get(); }  // NOLINT(google-explicit-constructor)
-  /// From a temporary handle: a copy, so that no reference outlives the handle.
+  /// From a temporary handle: a copy, so that no reference outlives the handle. The handle may be
+  /// the value's last owner (an entry the store did not keep, or evicted meanwhile), so
+  /// `for (auto id : *cached(x))` and `const auto& v = *cached(x);` must not refer into it.
   T value() && { return box_.get(); }
+  T operator*() && { return box_.get(); }
   operator T() && { return box_.get(); }  // NOLINT(google-explicit-constructor)
 
   /// The shared value itself, to keep it beyond the handle without a copy (for a small trivially
