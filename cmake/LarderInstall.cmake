@@ -27,3 +27,19 @@ install(FILES "${PROJECT_BINARY_DIR}/larderConfig.cmake" "${PROJECT_BINARY_DIR}/
 file(RELATIVE_PATH LARDER_PC_TO_PREFIX "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/prefix")
 configure_file("${PROJECT_SOURCE_DIR}/cmake/larder.pc.in" "${PROJECT_BINARY_DIR}/larder.pc" @ONLY)
 install(FILES "${PROJECT_BINARY_DIR}/larder.pc" DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+# The Redis store for pkg-config users: `pkg-config --cflags --libs larder-redis`. A static
+# larder_redis needs hiredis on the link line itself; a shared one links it already.
+if(TARGET larder_redis)
+  get_target_property(_larder_redis_type larder_redis TYPE)
+  if(_larder_redis_type STREQUAL "STATIC_LIBRARY")
+    set(LARDER_PC_REDIS_REQUIRES "larder hiredis")
+    set(LARDER_PC_REDIS_REQUIRES_PRIVATE "")
+  else()
+    set(LARDER_PC_REDIS_REQUIRES "larder")
+    set(LARDER_PC_REDIS_REQUIRES_PRIVATE "hiredis")
+  endif()
+  configure_file("${PROJECT_SOURCE_DIR}/cmake/larder-redis.pc.in"
+                 "${PROJECT_BINARY_DIR}/larder-redis.pc" @ONLY)
+  install(FILES "${PROJECT_BINARY_DIR}/larder-redis.pc"
+          DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+endif()

@@ -50,7 +50,12 @@ for mode in package subdirectory fetchcontent; do
   cmake --build "build/ci-consumer-$mode" -j"$jobs" >/dev/null
   "build/ci-consumer-$mode/consumer"
 done
-pkg-config --exists --print-errors "--with-path=$PWD/build/ci-install/lib/pkgconfig" \
-  "--with-path=$PWD/build/ci-install/lib/x86_64-linux-gnu/pkgconfig" larder
+# pkg-config users: the header-only part (larder) and the compiled Redis store (larder-redis).
+pc_path="$PWD/build/ci-install/lib/pkgconfig:$PWD/build/ci-install/lib/x86_64-linux-gnu/pkgconfig"
+PKG_CONFIG_PATH="$pc_path" pkg-config --exists --print-errors larder larder-redis
+# shellcheck disable=SC2046  # the flags are words
+c++ -DCONSUMER_HAS_REDIS tests/consumer/main.cpp -o build/ci-consumer-pkgconfig \
+  $(PKG_CONFIG_PATH="$pc_path" pkg-config --cflags --libs larder-redis)
+build/ci-consumer-pkgconfig
 
 step "all passed"

@@ -29,6 +29,14 @@ int main() {
     std::puts("consumer: FAILED");
     return 1;
   }
+#ifdef CONSUMER_HAS_REDIS
+  // Links the compiled Redis store and hiredis; a RedisStore connects on its first command only.
+  larder::RedisStore redis{"redis://127.0.0.1:6390/3"};
+  if (redis.options().db != 3 || redis.options().port != 6390) {
+    std::puts("consumer: FAILED (redis options)");
+    return 1;
+  }
+#endif
   std::puts("consumer: ok");
   return 0;
 }
