@@ -28,6 +28,7 @@
 #include "larder/detail/envelope.hpp"
 #include "larder/detail/fn_traits.hpp"
 #include "larder/detail/hash.hpp"
+#include "larder/detail/held_args.hpp"
 #include "larder/detail/key_codec.hpp"
 #include "larder/detail/single_flight.hpp"
 #include "larder/detail/striped_counter.hpp"
@@ -541,7 +542,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
         return result_type{std::move(stale.value), source, true, stale.stamps.written, now};
       }
     }
-    if constexpr ((std::is_copy_constructible_v<std::remove_cvref_t<A>> && ...)) {
+    // Arguments that cannot be held for later (see detail/held_args.hpp) refresh on the caller.
+    if constexpr ((detail::Ownable<A> && ...)) {
       if (opts_.refresh == Refresh::background &&
           submit_refresh(call, stale, leader, lock, args...)) {
         stale_serves_.add();
@@ -554,7 +556,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
   }
 
   /// Hands the refresh, the flight's leadership and the remote lock to the executor. False if the
-  /// executor refused the task (the caller then recomputes itself).
+  /// executor refused the task (the caller then recomputes itself). The task holds owning copies
+  /// of the arguments (a string_view's text, a span's elements): the caller's may be gone by then.
   bool submit_refresh(const Call& call, const Found<value_type>& stale,
                       const std::shared_ptr<typename Flights::Leader>& leader,
                       std::optional<RemoteLock>& lock, detail::param_t<A>... args) {
@@ -563,12 +566,13 @@ class Cached<Fn, detail::Signature<R, A...>> {
       ++background_pending_;
     }
     auto task = [this, call, stale, leader, lock,
-                 held = std::tuple<std::remove_cvref_t<A>...>{args...}]() {
+                 held = detail::HeldArgs<A...>{detail::hold<A>(args)...}]() mutable {
       {
         RemoteUnlock unlock{this, lock, call.key};
         try {
-          std::apply([&](const auto&... a) { compute_and_store(call, *leader, stale, a...); },
-                     held);
+          std::apply(
+              [&](auto&... a) { compute_and_store(call, *leader, stale, detail::lend<A>(a)...); },
+              held);
         } catch (const std::exception& e) {
           report(ErrorEvent::Kind::background_refresh, call.key, e.what());
         } catch (...) {

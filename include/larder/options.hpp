@@ -51,7 +51,10 @@ struct Options {
   /// How long past fresh_for a failing recompute keeps serving the stale value (counted as
   /// stale_on_error) instead of throwing. 0: the caller that recomputed gets the exception.
   std::chrono::milliseconds stale_if_error{0};
-  /// Who recomputes a stale entry.
+  /// Who recomputes a stale entry. A background refresh holds owning copies of the arguments (a
+  /// string_view as a std::string, a span as a std::vector); arguments it cannot own (pointers,
+  /// containers of views) make the caller recompute. Other types are copied: they must own their
+  /// data.
   Refresh refresh{Refresh::caller};
   /// What a caller does when its key is cold and another caller is computing it.
   OnCold on_cold{OnCold::wait};
