@@ -515,3 +515,73 @@ TEST_CASE("A background refresh of a borrowing argument it cannot own runs on th
   CHECK(*r == "1ab");
   CHECK(executor.run_all() == 0);
 }
+
+TEST_CASE("A ttl too long for the clock means forever with or without jitter", "[cached][ttl]") {
+  using Ms = std::chrono::milliseconds;
+  const Ms forever = Ms::max();
+  const Ms centuries = std::chrono::duration_cast<Ms>(std::chrono::hours{24 * 365 * 300});
+  const Ms decades = std::chrono::duration_cast<Ms>(std::chrono::hours{24 * 365 * 250});
+  for (const Ms ttl : {forever, centuries, decades}) {
+    for (const double jitter : {0.0, 0.5}) {
+      for (const bool fresh_too : {false, true}) {
+        CAPTURE(ttl.count(), jitter, fresh_too);
+        larder::FakeClock clock;
+        larder::MemoryStore store;
+        CountingFn fn;
+        larder::Cached c{store,
+                         "T",
+                         "f",
+                         wrap(fn),
+                         {.ttl = ttl,
+                          .fresh_for = fresh_too ? ttl : Ms{0},
+                          .jitter = jitter,
+                          .stale_if_error = forever,
+                          .clock = &clock}};
+        CHECK(c(1).source() == larder::Source::computed);
+        clock.advance(std::chrono::hours{24 * 365 * 100});
+        auto r = c(1);
+        CHECK(r.source() == larder::Source::memory);
+        CHECK_FALSE(r.stale());
+        CHECK(fn.calls == 1);
+      }
+    }
+  }
+}
+
+TEST_CASE("A stale_if_error too long for the clock serves the stale value on error",
+          "[cached][failure]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store,
+                   "T",
+                   "f",
+                   wrap(fn),
+                   {.ttl = std::chrono::milliseconds::max(),
+                    .fresh_for = 1h,
+                    .stale_if_error = std::chrono::milliseconds::max(),
+                    .clock = &clock}};
+  c(1);
+  clock.advance(2h);
+  fn.fail = true;
+  auto r = c(1);
+  CHECK(r.stale());
+  CHECK(*r == 10);
+  CHECK(c.stats().stale_on_error == 1);
+}
+
+TEST_CASE("A cold_wait too long for the clock waits for the computation", "[cached][cold]") {
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{
+      store, "T", "f", wrap(fn), {.ttl = 1h, .cold_wait = std::chrono::milliseconds::max()}};
+  fn.close_gate();
+  auto leader = std::async(std::launch::async, [&] { return c(2); });
+  fn.wait_inside(1);
+  auto waiter = std::async(std::launch::async, [&] { return c(2); });
+  std::this_thread::sleep_for(50ms);
+  fn.open_gate();
+  CHECK(*leader.get() == 20);
+  CHECK(*waiter.get() == 20);  // not ColdCacheError: the wait did not end at once
+  CHECK(c.stats().cold_rejections == 0);
+}

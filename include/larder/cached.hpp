@@ -640,7 +640,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// shared store for its result, up to cold_wait.
   result_type compute_with_remote_lock(const Call& call, typename Flights::Leader& leader,
                                        TimePoint now, detail::param_t<A>... args) {
-    const auto deadline = std::chrono::steady_clock::now() + opts_.cold_wait;
+    const auto deadline = detail::saturating_add(std::chrono::steady_clock::now(), opts_.cold_wait);
     for (;;) {
       const std::optional<RemoteLock> lock = try_remote_lock(call.key);
       if (!lock) break;  // store unreachable: compute without coordination
@@ -685,7 +685,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       load_failures_.add();
       const TimePoint now = clock_->now();
       if (stale && opts_.stale_if_error.count() > 0 && !stale->stamps.expired(now) &&
-          now < stale->stamps.fresh_until + opts_.stale_if_error) {
+          now < detail::saturating_add(stale->stamps.fresh_until, opts_.stale_if_error)) {
         stale_on_error_.add();
         report_current(ErrorEvent::Kind::stale_served_on_error, call.key);
         leader.complete(stale->value, stale->stamps);
@@ -815,13 +815,18 @@ class Cached<Fn, detail::Signature<R, A...>> {
       thread_local std::mt19937_64 rng{std::random_device{}()};
       shrink -= std::uniform_real_distribution<double>{0.0, opts_.jitter}(rng);
     }
-    auto scaled = [&](std::chrono::milliseconds d) {
-      return std::chrono::nanoseconds{static_cast<std::int64_t>(
-          static_cast<double>(std::chrono::nanoseconds{d}.count()) * shrink)};
+    // now + d * shrink, in double (no overflow), saturated at TimePoint::max(): a lifetime too
+    // long for the clock (milliseconds::max(), centuries) means "until the end of time".
+    auto until = [&](std::chrono::milliseconds d) {
+      const double ns = static_cast<double>(d.count()) * 1e6 * shrink;
+      const double room = static_cast<double>(TimePoint::max().time_since_epoch().count()) -
+                          static_cast<double>(now.time_since_epoch().count());
+      if (ns >= room - 4096.0 || ns >= 9.0e18) return TimePoint::max();  // 4096: double rounding
+      return now + std::chrono::nanoseconds{static_cast<std::int64_t>(ns)};
     };
-    const auto ttl = scaled(opts_.ttl);
-    const auto fresh = opts_.fresh_for.count() == 0 ? ttl : scaled(opts_.fresh_for);
-    return Stamps{now, now + fresh, now + ttl};
+    const TimePoint expires = until(opts_.ttl);
+    const TimePoint fresh_until = opts_.fresh_for.count() == 0 ? expires : until(opts_.fresh_for);
+    return Stamps{now, fresh_until, expires};
   }
 
   static std::uint64_t elapsed_ns(std::chrono::steady_clock::time_point t0) {
@@ -1004,7 +1009,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       refuse(false);
       return;
     }
-    const auto deadline = std::chrono::steady_clock::now() + opts_.cold_wait;
+    const auto deadline = detail::saturating_add(std::chrono::steady_clock::now(), opts_.cold_wait);
     while (!awaited.empty()) {
       if (std::chrono::steady_clock::now() >= deadline) {
         refuse(true);

@@ -40,7 +40,8 @@ struct ErrorEvent {
 /// The policy of one cached function. Durations are milliseconds; 24h-style literals convert.
 /// Example: {.ttl = 24h, .fresh_for = 1h, .jitter = 0.1}
 struct Options {
-  /// Hard lifetime: after it the entry is gone and the next call computes. Must be > 0.
+  /// Hard lifetime: after it the entry is gone and the next call computes. Must be > 0. A lifetime
+  /// too long for the clock (milliseconds::max(), centuries) means forever, here and below.
   std::chrono::milliseconds ttl{std::chrono::hours{1}};
   /// Soft lifetime: after it the value is stale and one caller recomputes while others are served
   /// it. 0 means "same as ttl" (never stale, only expired). Must be <= ttl.
