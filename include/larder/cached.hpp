@@ -327,6 +327,12 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// The key as the memory store keeps it: the entity id, then the params, in owning form.
   using Key = typename key_of<A...>::type;
 
+  /// A stale entry being recomputed, and the tier it was read from (what stale_if_error serves).
+  struct Stale {
+    Found<value_type> found;
+    Source source;
+  };
+
   /// What the slow paths need to know of a call.
   struct Call {
     std::uint64_t hash;
@@ -545,20 +551,20 @@ class Cached<Fn, detail::Signature<R, A...>> {
     // Arguments that cannot be held for later (see detail/held_args.hpp) refresh on the caller.
     if constexpr ((detail::Ownable<A> && ...)) {
       if (opts_.refresh == Refresh::background &&
-          submit_refresh(call, stale, leader, lock, args...)) {
+          submit_refresh(call, Stale{stale, source}, leader, lock, args...)) {
         stale_serves_.add();
         return result_type{std::move(stale.value), source, true, stale.stamps.written, now};
       }
     }
     misses_.add();
     RemoteUnlock unlock{this, lock, call.key};
-    return compute_and_store(call, *leader, std::move(stale), args...);
+    return compute_and_store(call, *leader, Stale{std::move(stale), source}, args...);
   }
 
   /// Hands the refresh, the flight's leadership and the remote lock to the executor. False if the
   /// executor refused the task (the caller then recomputes itself). The task holds owning copies
   /// of the arguments (a string_view's text, a span's elements): the caller's may be gone by then.
-  bool submit_refresh(const Call& call, const Found<value_type>& stale,
+  bool submit_refresh(const Call& call, const Stale& stale,
                       const std::shared_ptr<typename Flights::Leader>& leader,
                       std::optional<RemoteLock>& lock, detail::param_t<A>... args) {
     {
@@ -674,8 +680,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// Runs fn, stores the value everywhere, completes the flight. On failure: serves `stale` if
   /// stale_if_error allows, else drops the stale entry and rethrows.
   result_type compute_and_store(const Call& call, typename Flights::Leader& leader,
-                                std::optional<Found<value_type>> stale,
-                                detail::param_t<A>... args) {
+                                std::optional<Stale> stale, detail::param_t<A>... args) {
     const auto t0 = std::chrono::steady_clock::now();
     std::shared_ptr<const value_type> value;
     try {
@@ -684,13 +689,13 @@ class Cached<Fn, detail::Signature<R, A...>> {
       load_time_ns_.add(elapsed_ns(t0));
       load_failures_.add();
       const TimePoint now = clock_->now();
-      if (stale && opts_.stale_if_error.count() > 0 && !stale->stamps.expired(now) &&
-          now < detail::saturating_add(stale->stamps.fresh_until, opts_.stale_if_error)) {
+      if (stale && opts_.stale_if_error.count() > 0 && !stale->found.stamps.expired(now) &&
+          now < detail::saturating_add(stale->found.stamps.fresh_until, opts_.stale_if_error)) {
         stale_on_error_.add();
         report_current(ErrorEvent::Kind::stale_served_on_error, call.key);
-        leader.complete(stale->value, stale->stamps);
-        return result_type{std::move(stale->value), Source::memory, true, stale->stamps.written,
-                           now};
+        leader.complete(stale->found.value, stale->found.stamps);
+        return result_type{std::move(stale->found.value), stale->source, true,
+                           stale->found.stamps.written, now};
       }
       if (stale) erase_everywhere(call);
       leader.fail(std::current_exception());
