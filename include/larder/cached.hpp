@@ -140,6 +140,14 @@ class Cached<Fn, detail::Signature<R, A...>> {
       throw std::invalid_argument("larder::Cached: the store has neither a memory nor a byte tier");
     head_ =
         fmt::format("{}:v{}:{}:{}:", opts_.prefix, opts_.schema_version, class_name, function_name);
+    // The longest key is the head and a hashed tail: if that cannot fit, no bound holds.
+    if (head_.size() + detail::kHashTailSize > opts_.max_key_length)
+      throw std::invalid_argument(fmt::format(
+          "larder::Options: max_key_length ({}) is too short for '{}': the prefix, schema, "
+          "class and function take {} bytes and a hashed tail {} more; raise max_key_length to "
+          "at least {} or shorten the names",
+          opts_.max_key_length, head_, head_.size(), detail::kHashTailSize,
+          head_.size() + detail::kHashTailSize));
     seed_ = detail::hash_bytes(head_);
     if (mem_) ns_ = mem_->template namespace_id<Key, value_type>(head_);
     if constexpr (Encodable<value_type>) {

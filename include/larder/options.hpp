@@ -72,7 +72,9 @@ struct Options {
   /// Schema version, the second key segment ("v1"): bump it when the cached value's meaning
   /// changes.
   std::uint32_t schema_version{1};
-  /// Keys longer than this (bytes) replace their params tail by a hash. Must be >= 64.
+  /// Keys longer than this (bytes) replace their params tail by a hash. Must be >= 64, and leave
+  /// room for the head ("{prefix}:v{schema}:{Class}:{function}:") and a 33-byte hashed tail: then
+  /// no key is longer. The Cached constructor throws std::invalid_argument otherwise.
   std::size_t max_key_length{250};
   /// Time source; nullptr means larder::SystemClock. Must outlive the Cached.
   Clock* clock{nullptr};
