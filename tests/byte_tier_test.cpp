@@ -68,6 +68,26 @@ TEST_CASE("A byte-only store works without a memory tier", "[bytes]") {
   CHECK(c(1).source() == larder::Source::computed);
 }
 
+TEST_CASE("stale_if_error on a byte-only store reports the stale value's tier",
+          "[bytes][failure]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  CountingFn fn;
+  larder::Cached c{shared,
+                   "T",
+                   "f",
+                   wrap(fn),
+                   {.ttl = 10h, .fresh_for = 1h, .stale_if_error = 1h, .clock = &clock}};
+  c(1);
+  clock.advance(90min);
+  fn.fail = true;
+  auto r = c(1);
+  CHECK(r.stale());
+  CHECK(*r == 10);
+  CHECK(r.source() == larder::Source::remote);
+  CHECK(c.stats().stale_on_error == 1);
+}
+
 TEST_CASE("Garbage, foreign keys and other schemas are misses, counted and overwritten",
           "[bytes][decode]") {
   larder::FakeClock clock;

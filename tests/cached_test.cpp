@@ -6,8 +6,10 @@
 #include <future>
 #include <larder/larder.hpp>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -434,4 +436,152 @@ TEST_CASE("Concurrent hits, misses and invalidations stay consistent", "[cached]
   for (auto& th : threads) th.join();
   CHECK(wrong == 0);
   CHECK(store.size() <= 64);
+}
+
+TEST_CASE("A background refresh owns its arguments: views outlive no caller",
+          "[cached][freshness]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  ManualExecutor executor;
+  const larder::Options opts{.ttl = 24h,
+                             .fresh_for = 1h,
+                             .refresh = larder::Refresh::background,
+                             .clock = &clock,
+                             .executor = &executor};
+  auto sum = [](std::span<const int> v) {
+    int s = 0;
+    for (int x : v) s += x;
+    return s;
+  };
+  larder::Cached by_view{store, "T", "view",
+                         [](std::string_view name, std::string_view tag) {
+                           return std::string(name) + "/" + std::string(tag);
+                         },
+                         opts};
+  larder::Cached by_pointer{store, "T", "ptr",
+                            [](const char* name) { return std::string("hello ") + name; }, opts};
+  larder::Cached by_span{store, "T", "span",
+                         [&](std::int64_t id, std::span<const int> v) { return id + sum(v); },
+                         opts};
+  // The caller's buffers are reused after each call returns, as a request's would be.
+  std::string name(40, 'n');
+  std::string tag(40, 't');
+  std::vector<int> v{1, 2, 3};
+  by_view(name, tag);
+  by_pointer(name.c_str());
+  by_span(7, v);
+  clock.advance(2h);  // stale: each call below schedules a refresh
+  CHECK(by_view(name, tag).stale());
+  CHECK(by_pointer(name.c_str()).stale());
+  CHECK(by_span(7, v).stale());
+  name.assign(40, 'X');
+  tag.assign(40, 'Y');
+  v.assign({100, 200, 300});
+  CHECK(executor.run_all() == 3);
+  const std::string n(40, 'n');
+  const std::string t(40, 't');
+  auto r = by_view(n, t);
+  CHECK_FALSE(r.stale());
+  CHECK(*r == n + "/" + t);
+  CHECK(*by_pointer(n.c_str()) == "hello " + n);
+  CHECK(*by_span(7, std::vector<int>{1, 2, 3}) == 13);
+  CHECK(by_view.stats().loads == 2);
+  CHECK(by_span.stats().loads == 2);
+}
+
+TEST_CASE("A background refresh of a borrowing argument it cannot own runs on the caller",
+          "[cached][freshness]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  ManualExecutor executor;
+  larder::Cached c{store,
+                   "T",
+                   "words",
+                   [](std::int64_t id, const std::vector<std::string_view>& words) {
+                     std::string out = std::to_string(id);
+                     for (auto w : words) out += std::string(w);
+                     return out;
+                   },
+                   {.ttl = 24h,
+                    .fresh_for = 1h,
+                    .refresh = larder::Refresh::background,
+                    .clock = &clock,
+                    .executor = &executor}};
+  std::string a = "a", b = "b";
+  c(1, std::vector<std::string_view>{a, b});
+  clock.advance(2h);
+  auto r = c(1, std::vector<std::string_view>{a, b});
+  CHECK_FALSE(r.stale());  // recomputed by this caller: the views could not be held for later
+  CHECK(*r == "1ab");
+  CHECK(executor.run_all() == 0);
+}
+
+TEST_CASE("A ttl too long for the clock means forever with or without jitter", "[cached][ttl]") {
+  using Ms = std::chrono::milliseconds;
+  const Ms forever = Ms::max();
+  const Ms centuries = std::chrono::duration_cast<Ms>(std::chrono::hours{24 * 365 * 300});
+  const Ms decades = std::chrono::duration_cast<Ms>(std::chrono::hours{24 * 365 * 250});
+  for (const Ms ttl : {forever, centuries, decades}) {
+    for (const double jitter : {0.0, 0.5}) {
+      for (const bool fresh_too : {false, true}) {
+        CAPTURE(ttl.count(), jitter, fresh_too);
+        larder::FakeClock clock;
+        larder::MemoryStore store;
+        CountingFn fn;
+        larder::Cached c{store,
+                         "T",
+                         "f",
+                         wrap(fn),
+                         {.ttl = ttl,
+                          .fresh_for = fresh_too ? ttl : Ms{0},
+                          .jitter = jitter,
+                          .stale_if_error = forever,
+                          .clock = &clock}};
+        CHECK(c(1).source() == larder::Source::computed);
+        clock.advance(std::chrono::hours{24 * 365 * 100});
+        auto r = c(1);
+        CHECK(r.source() == larder::Source::memory);
+        CHECK_FALSE(r.stale());
+        CHECK(fn.calls == 1);
+      }
+    }
+  }
+}
+
+TEST_CASE("A stale_if_error too long for the clock serves the stale value on error",
+          "[cached][failure]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store,
+                   "T",
+                   "f",
+                   wrap(fn),
+                   {.ttl = std::chrono::milliseconds::max(),
+                    .fresh_for = 1h,
+                    .stale_if_error = std::chrono::milliseconds::max(),
+                    .clock = &clock}};
+  c(1);
+  clock.advance(2h);
+  fn.fail = true;
+  auto r = c(1);
+  CHECK(r.stale());
+  CHECK(*r == 10);
+  CHECK(c.stats().stale_on_error == 1);
+}
+
+TEST_CASE("A cold_wait too long for the clock waits for the computation", "[cached][cold]") {
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{
+      store, "T", "f", wrap(fn), {.ttl = 1h, .cold_wait = std::chrono::milliseconds::max()}};
+  fn.close_gate();
+  auto leader = std::async(std::launch::async, [&] { return c(2); });
+  fn.wait_inside(1);
+  auto waiter = std::async(std::launch::async, [&] { return c(2); });
+  std::this_thread::sleep_for(50ms);
+  fn.open_gate();
+  CHECK(*leader.get() == 20);
+  CHECK(*waiter.get() == 20);  // not ColdCacheError: the wait did not end at once
+  CHECK(c.stats().cold_rejections == 0);
 }

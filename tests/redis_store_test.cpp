@@ -218,6 +218,32 @@ TEST_CASE("The lock: owner-only release, lease expiry, NOSCRIPT fallback", "[red
   CHECK(store.stats().errors == 0);
 }
 
+TEST_CASE("A ttl or lease too long for Redis's clock is kept for a century", "[redis][ttl]") {
+  auto& server = shared_server();
+  larder::RedisStore store{local(server.port())};
+  auto raw = server.client();
+  const auto forever = std::chrono::milliseconds::max();
+  store.set("long:value", "v", forever);  // Redis refuses PX past its clock ("invalid expire")
+  CHECK(store.get("long:value") == "v");
+  CHECK(std::stoll(raw.command({"PTTL", "long:value"})) > 3'000'000'000'000);  // 95 years
+  CHECK(store.try_lock("long:lock", "alice", forever));
+  CHECK(store.try_lock_many(std::vector<std::string>{"long:lock2"}, "alice", forever) ==
+        std::vector<bool>{true});
+  CHECK_FALSE(store.try_lock("long:lock", "bob", 10s));
+  CHECK(store.unlock("long:lock", "alice"));
+  CHECK(store.unlock("long:lock2", "alice"));
+  CHECK(store.stats().errors == 0);
+
+  // Through Cached: a "forever" ttl and lease are stored, locked and hit without a store error.
+  CountingFn fn;
+  larder::Cached c{store, "T", "forever", wrap(fn), {.ttl = forever, .lock_lease = forever}};
+  c.invalidate(1);
+  CHECK(*c(1) == 10);
+  CHECK(c(1).source() == larder::Source::remote);
+  CHECK(fn.calls == 1);
+  CHECK(c.stats().store_errors == 0);
+}
+
 TEST_CASE("try_lock_many takes the free locks in one pipelined round trip", "[redis][lock]") {
   auto& server = shared_server();
   auto o = local(server.port());

@@ -19,6 +19,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "db.hpp"
@@ -236,6 +237,36 @@ TEST_CASE("Rehydrated schedules one recompute when too many rows are missing", "
   CHECK(ids_of(after.entities) == std::vector<std::int64_t>{20});
   CHECK(after.missing == 0);
   CHECK(top.stats().recomputes == 1);
+}
+
+TEST_CASE("A scheduled recompute owns its arguments: a view outlives no caller", "[rehydrate]") {
+  Fixture f;
+  ManualExecutor executor;
+  // The list depends on the tag's text: a recompute that read another string would cache 10.
+  auto by_tag = [&f](std::string_view tag) {
+    ++f.calls;
+    return tag.front() == 't' ? std::vector<std::int64_t>{20} : std::vector<std::int64_t>{10};
+  };
+  larder::Rehydrated top{f.store,
+                         "Tag",
+                         "ids",
+                         by_tag,
+                         f.repo,
+                         {.clock = &f.clock, .executor = &executor},
+                         {.recompute_when_missing = 0.5}};
+  std::string tag(40, 't');  // a request's string: reused once the call returns
+  CHECK(ids_of(top(tag).entities) == std::vector<std::int64_t>{20});
+  f.repo.remove(20);
+  CHECK(top(tag).recompute_scheduled);
+  tag.assign(40, 'X');
+  f.clock.advance(1min);
+  CHECK(executor.run_all() == 1);
+  CHECK(f.calls == 2);
+  auto ids = top.ids()(std::string(40, 't'));
+  CHECK(*ids == std::vector<std::int64_t>{20});
+  CHECK(ids.age() == 0min);  // recomputed for the caller's tag, just now
+  // and nothing was cached under the key of what the caller's buffer held later
+  CHECK(top.ids()(std::string(40, 'X')).source() == larder::Source::computed);
 }
 
 TEST_CASE("Rehydrated rejects a threshold outside [0, 1]", "[rehydrate]") {

@@ -28,6 +28,7 @@
 #include "larder/detail/envelope.hpp"
 #include "larder/detail/fn_traits.hpp"
 #include "larder/detail/hash.hpp"
+#include "larder/detail/held_args.hpp"
 #include "larder/detail/key_codec.hpp"
 #include "larder/detail/single_flight.hpp"
 #include "larder/detail/striped_counter.hpp"
@@ -139,6 +140,14 @@ class Cached<Fn, detail::Signature<R, A...>> {
       throw std::invalid_argument("larder::Cached: the store has neither a memory nor a byte tier");
     head_ =
         fmt::format("{}:v{}:{}:{}:", opts_.prefix, opts_.schema_version, class_name, function_name);
+    // The longest key is the head and a hashed tail: if that cannot fit, no bound holds.
+    if (head_.size() + detail::kHashTailSize > opts_.max_key_length)
+      throw std::invalid_argument(fmt::format(
+          "larder::Options: max_key_length ({}) is too short for '{}': the prefix, schema, "
+          "class and function take {} bytes and a hashed tail {} more; raise max_key_length to "
+          "at least {} or shorten the names",
+          opts_.max_key_length, head_, head_.size(), detail::kHashTailSize,
+          head_.size() + detail::kHashTailSize));
     seed_ = detail::hash_bytes(head_);
     if (mem_) ns_ = mem_->template namespace_id<Key, value_type>(head_);
     if constexpr (Encodable<value_type>) {
@@ -325,6 +334,12 @@ class Cached<Fn, detail::Signature<R, A...>> {
   };
   /// The key as the memory store keeps it: the entity id, then the params, in owning form.
   using Key = typename key_of<A...>::type;
+
+  /// A stale entry being recomputed, and the tier it was read from (what stale_if_error serves).
+  struct Stale {
+    Found<value_type> found;
+    Source source;
+  };
 
   /// What the slow paths need to know of a call.
   struct Call {
@@ -541,21 +556,23 @@ class Cached<Fn, detail::Signature<R, A...>> {
         return result_type{std::move(stale.value), source, true, stale.stamps.written, now};
       }
     }
-    if constexpr ((std::is_copy_constructible_v<std::remove_cvref_t<A>> && ...)) {
+    // Arguments that cannot be held for later (see detail/held_args.hpp) refresh on the caller.
+    if constexpr ((detail::Ownable<A> && ...)) {
       if (opts_.refresh == Refresh::background &&
-          submit_refresh(call, stale, leader, lock, args...)) {
+          submit_refresh(call, Stale{stale, source}, leader, lock, args...)) {
         stale_serves_.add();
         return result_type{std::move(stale.value), source, true, stale.stamps.written, now};
       }
     }
     misses_.add();
     RemoteUnlock unlock{this, lock, call.key};
-    return compute_and_store(call, *leader, std::move(stale), args...);
+    return compute_and_store(call, *leader, Stale{std::move(stale), source}, args...);
   }
 
   /// Hands the refresh, the flight's leadership and the remote lock to the executor. False if the
-  /// executor refused the task (the caller then recomputes itself).
-  bool submit_refresh(const Call& call, const Found<value_type>& stale,
+  /// executor refused the task (the caller then recomputes itself). The task holds owning copies
+  /// of the arguments (a string_view's text, a span's elements): the caller's may be gone by then.
+  bool submit_refresh(const Call& call, const Stale& stale,
                       const std::shared_ptr<typename Flights::Leader>& leader,
                       std::optional<RemoteLock>& lock, detail::param_t<A>... args) {
     {
@@ -563,12 +580,13 @@ class Cached<Fn, detail::Signature<R, A...>> {
       ++background_pending_;
     }
     auto task = [this, call, stale, leader, lock,
-                 held = std::tuple<std::remove_cvref_t<A>...>{args...}]() {
+                 held = detail::HeldArgs<A...>{detail::hold<A>(args)...}]() mutable {
       {
         RemoteUnlock unlock{this, lock, call.key};
         try {
-          std::apply([&](const auto&... a) { compute_and_store(call, *leader, stale, a...); },
-                     held);
+          std::apply(
+              [&](auto&... a) { compute_and_store(call, *leader, stale, detail::lend<A>(a)...); },
+              held);
         } catch (const std::exception& e) {
           report(ErrorEvent::Kind::background_refresh, call.key, e.what());
         } catch (...) {
@@ -636,7 +654,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// shared store for its result, up to cold_wait.
   result_type compute_with_remote_lock(const Call& call, typename Flights::Leader& leader,
                                        TimePoint now, detail::param_t<A>... args) {
-    const auto deadline = std::chrono::steady_clock::now() + opts_.cold_wait;
+    const auto deadline = detail::saturating_add(std::chrono::steady_clock::now(), opts_.cold_wait);
     for (;;) {
       const std::optional<RemoteLock> lock = try_remote_lock(call.key);
       if (!lock) break;  // store unreachable: compute without coordination
@@ -670,8 +688,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// Runs fn, stores the value everywhere, completes the flight. On failure: serves `stale` if
   /// stale_if_error allows, else drops the stale entry and rethrows.
   result_type compute_and_store(const Call& call, typename Flights::Leader& leader,
-                                std::optional<Found<value_type>> stale,
-                                detail::param_t<A>... args) {
+                                std::optional<Stale> stale, detail::param_t<A>... args) {
     const auto t0 = std::chrono::steady_clock::now();
     std::shared_ptr<const value_type> value;
     try {
@@ -680,13 +697,13 @@ class Cached<Fn, detail::Signature<R, A...>> {
       load_time_ns_.add(elapsed_ns(t0));
       load_failures_.add();
       const TimePoint now = clock_->now();
-      if (stale && opts_.stale_if_error.count() > 0 && !stale->stamps.expired(now) &&
-          now < stale->stamps.fresh_until + opts_.stale_if_error) {
+      if (stale && opts_.stale_if_error.count() > 0 && !stale->found.stamps.expired(now) &&
+          now < detail::saturating_add(stale->found.stamps.fresh_until, opts_.stale_if_error)) {
         stale_on_error_.add();
         report_current(ErrorEvent::Kind::stale_served_on_error, call.key);
-        leader.complete(stale->value, stale->stamps);
-        return result_type{std::move(stale->value), Source::memory, true, stale->stamps.written,
-                           now};
+        leader.complete(stale->found.value, stale->found.stamps);
+        return result_type{std::move(stale->found.value), stale->source, true,
+                           stale->found.stamps.written, now};
       }
       if (stale) erase_everywhere(call);
       leader.fail(std::current_exception());
@@ -811,13 +828,18 @@ class Cached<Fn, detail::Signature<R, A...>> {
       thread_local std::mt19937_64 rng{std::random_device{}()};
       shrink -= std::uniform_real_distribution<double>{0.0, opts_.jitter}(rng);
     }
-    auto scaled = [&](std::chrono::milliseconds d) {
-      return std::chrono::nanoseconds{static_cast<std::int64_t>(
-          static_cast<double>(std::chrono::nanoseconds{d}.count()) * shrink)};
+    // now + d * shrink, in double (no overflow), saturated at TimePoint::max(): a lifetime too
+    // long for the clock (milliseconds::max(), centuries) means "until the end of time".
+    auto until = [&](std::chrono::milliseconds d) {
+      const double ns = static_cast<double>(d.count()) * 1e6 * shrink;
+      const double room = static_cast<double>(TimePoint::max().time_since_epoch().count()) -
+                          static_cast<double>(now.time_since_epoch().count());
+      if (ns >= room - 4096.0 || ns >= 9.0e18) return TimePoint::max();  // 4096: double rounding
+      return now + std::chrono::nanoseconds{static_cast<std::int64_t>(ns)};
     };
-    const auto ttl = scaled(opts_.ttl);
-    const auto fresh = opts_.fresh_for.count() == 0 ? ttl : scaled(opts_.fresh_for);
-    return Stamps{now, now + fresh, now + ttl};
+    const TimePoint expires = until(opts_.ttl);
+    const TimePoint fresh_until = opts_.fresh_for.count() == 0 ? expires : until(opts_.fresh_for);
+    return Stamps{now, fresh_until, expires};
   }
 
   static std::uint64_t elapsed_ns(std::chrono::steady_clock::time_point t0) {
@@ -1000,7 +1022,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       refuse(false);
       return;
     }
-    const auto deadline = std::chrono::steady_clock::now() + opts_.cold_wait;
+    const auto deadline = detail::saturating_add(std::chrono::steady_clock::now(), opts_.cold_wait);
     while (!awaited.empty()) {
       if (std::chrono::steady_clock::now() >= deadline) {
         refuse(true);

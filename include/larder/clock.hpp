@@ -63,4 +63,26 @@ class FakeClock final : public Clock {
   std::atomic<std::int64_t> now_ns_;
 };
 
+namespace detail {
+
+/// t + d, or the latest time point the clock can hold where the sum does not fit: a duration too
+/// long for the clock (milliseconds::max(), centuries on a nanosecond clock) means "never".
+/// d must be >= 0.
+template <class C, class Rep, class Period>
+constexpr std::chrono::time_point<C, std::chrono::nanoseconds> saturating_add(
+    std::chrono::time_point<C, std::chrono::nanoseconds> t,
+    std::chrono::duration<Rep, Period> d) noexcept {
+  using Tp = std::chrono::time_point<C, std::chrono::nanoseconds>;
+  using std::chrono::nanoseconds;
+  // The most of d's units that fit in nanoseconds, without converting (which could overflow).
+  const auto fits = std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(
+      nanoseconds::max() - std::chrono::duration_cast<nanoseconds>(std::chrono::seconds{1}));
+  if (d >= fits) return Tp::max();
+  const nanoseconds dn = std::chrono::duration_cast<nanoseconds>(d);
+  if (t.time_since_epoch() > nanoseconds::max() - dn) return Tp::max();
+  return t + dn;
+}
+
+}  // namespace detail
+
 }  // namespace larder

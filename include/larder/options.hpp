@@ -40,7 +40,8 @@ struct ErrorEvent {
 /// The policy of one cached function. Durations are milliseconds; 24h-style literals convert.
 /// Example: {.ttl = 24h, .fresh_for = 1h, .jitter = 0.1}
 struct Options {
-  /// Hard lifetime: after it the entry is gone and the next call computes. Must be > 0.
+  /// Hard lifetime: after it the entry is gone and the next call computes. Must be > 0. A lifetime
+  /// too long for the clock (milliseconds::max(), centuries) means forever, here and below.
   std::chrono::milliseconds ttl{std::chrono::hours{1}};
   /// Soft lifetime: after it the value is stale and one caller recomputes while others are served
   /// it. 0 means "same as ttl" (never stale, only expired). Must be <= ttl.
@@ -51,7 +52,10 @@ struct Options {
   /// How long past fresh_for a failing recompute keeps serving the stale value (counted as
   /// stale_on_error) instead of throwing. 0: the caller that recomputed gets the exception.
   std::chrono::milliseconds stale_if_error{0};
-  /// Who recomputes a stale entry.
+  /// Who recomputes a stale entry. A background refresh holds owning copies of the arguments (a
+  /// string_view as a std::string, a span as a std::vector); arguments it cannot own (pointers,
+  /// containers of views) make the caller recompute. Other types are copied: they must own their
+  /// data.
   Refresh refresh{Refresh::caller};
   /// What a caller does when its key is cold and another caller is computing it.
   OnCold on_cold{OnCold::wait};
@@ -68,7 +72,9 @@ struct Options {
   /// Schema version, the second key segment ("v1"): bump it when the cached value's meaning
   /// changes.
   std::uint32_t schema_version{1};
-  /// Keys longer than this (bytes) replace their params tail by a hash. Must be >= 64.
+  /// Keys longer than this (bytes) replace their params tail by a hash. Must be >= 64, and leave
+  /// room for the head ("{prefix}:v{schema}:{Class}:{function}:") and a 33-byte hashed tail: then
+  /// no key is longer. The Cached constructor throws std::invalid_argument otherwise.
   std::size_t max_key_length{250};
   /// Time source; nullptr means larder::SystemClock. Must outlive the Cached.
   Clock* clock{nullptr};

@@ -216,9 +216,10 @@ class Rehydrated<Fn, Repo, detail::Signature<R, A...>> {
   }
 
   /// Recomputes the ID list on the executor, once per key at a time. False if one is already
-  /// pending for the key.
+  /// pending for the key. The task holds owning copies of the arguments (a string_view's text, a
+  /// span's elements): the caller's may be gone by the time it runs.
   bool schedule_recompute(detail::param_t<A>... args) {
-    if constexpr (!(std::is_copy_constructible_v<std::remove_cvref_t<A>> && ...)) {
+    if constexpr (!(detail::Ownable<A> && ...)) {
       ids_.invalidate(args...);  // cannot hold the args for later: the next call recomputes
       recomputes_.add();
       return true;
@@ -230,9 +231,9 @@ class Rehydrated<Fn, Repo, detail::Signature<R, A...>> {
         ++pending_;
       }
       recomputes_.add();
-      auto task = [this, key, held = std::tuple<std::remove_cvref_t<A>...>{args...}]() {
+      auto task = [this, key, held = detail::HeldArgs<A...>{detail::hold<A>(args)...}]() mutable {
         try {
-          std::apply([&](const auto&... a) { ids_.refresh(a...); }, held);
+          std::apply([&](auto&... a) { ids_.refresh(detail::lend<A>(a)...); }, held);
         } catch (const std::exception& e) {
           report(key, e.what());
         } catch (...) {

@@ -35,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include "larder/detail/held_args.hpp"
 #include "larder/detail/key_codec.hpp"
 #include "larder/executor.hpp"
 
@@ -115,6 +116,10 @@ concept WarmTarget = requires(T& t, const Id& id) {
 ///   auto p = warmer.progress();        // p.done of p.total, p.failed, p.last_error
 template <class Id>
 class Warmer {
+  static_assert(detail::hold_of<Id>() == detail::Hold::copy,
+                "larder::Warmer: the queue keeps IDs after enqueue() returns, so the id type must "
+                "own its data (std::string, not std::string_view or const char*)");
+
  public:
   using id_type = Id;
   using WarmFn = std::function<void(const Id&, WarmKind)>;

@@ -75,6 +75,14 @@ struct Argv {
   }
 };
 
+/// A PX argument Redis accepts: it refuses an expiry past the end of its millisecond clock
+/// ("invalid expire time"), so a longer ttl or lease (milliseconds::max(), a "forever") is cut to
+/// 100 years, which outlives any deployment.
+std::string px_of(std::chrono::milliseconds d) {
+  constexpr std::chrono::milliseconds kLongest = std::chrono::hours{24 * 365 * 100};
+  return std::to_string(std::min(d, kLongest).count());
+}
+
 /// SET key token NX PX lease: a lock attempt (the views must outlive the Argv).
 Argv<6> lock_argv(std::string_view key, std::string_view token, std::string_view px) {
   Argv<6> argv;
@@ -439,7 +447,7 @@ void RedisStore::set(std::string_view key, std::string_view bytes, std::chrono::
     throw StoreError(msg);
   }
   const std::string full = impl_->full_key(key);
-  const std::string px = std::to_string(ttl.count());
+  const std::string px = px_of(ttl);
   impl_->run("SET", [&](redisContext* c) {
     Argv<5> argv;
     argv.add("SET");
@@ -468,7 +476,7 @@ bool RedisStore::try_lock(std::string_view key, std::string_view token,
   if (lease.count() <= 0)
     throw std::invalid_argument("larder::RedisStore::try_lock: lease must be > 0");
   const std::string full = impl_->full_key(key);
-  const std::string px = std::to_string(lease.count());
+  const std::string px = px_of(lease);
   return impl_->run("SET NX", [&](redisContext* c) {
     const Argv<6> argv = lock_argv(full, token, px);
     auto reply = impl_->command(c, argv, "SET NX");
@@ -485,7 +493,7 @@ std::vector<bool> RedisStore::try_lock_many(std::span<const std::string> keys,
   std::vector<std::string> full;
   full.reserve(keys.size());
   for (const auto& k : keys) full.push_back(impl_->full_key(k));
-  const std::string px = std::to_string(lease.count());
+  const std::string px = px_of(lease);
   return impl_->run("SET NX", [&](redisContext* c) {
     for (const auto& k : full) {
       const Argv<6> argv = lock_argv(k, token, px);

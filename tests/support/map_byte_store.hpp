@@ -28,7 +28,8 @@ class MapByteStore final : public ByteStore {
     ++sets;
     maybe_fail();
     std::lock_guard lock{mutex_};
-    data_[std::string(key)] = Item{std::string(bytes), clock_.now() + ttl};
+    data_[std::string(key)] =
+        Item{std::string(bytes), larder::detail::saturating_add(clock_.now(), ttl)};
   }
   void erase(std::string_view key) override {
     maybe_fail();
@@ -41,7 +42,8 @@ class MapByteStore final : public ByteStore {
     std::lock_guard lock{mutex_};
     auto it = data_.find(std::string(key));
     if (it != data_.end() && clock_.now() < it->second.expires) return false;
-    data_[std::string(key)] = Item{std::string(token), clock_.now() + lease};
+    data_[std::string(key)] =
+        Item{std::string(token), larder::detail::saturating_add(clock_.now(), lease)};
     return true;
   }
   bool unlock(std::string_view key, std::string_view token) override {

@@ -169,6 +169,9 @@ void render_part(std::string& out, const T& v) {
   }
 }
 
+/// The size of hash_tail()'s result: '#' and 32 hex digits.
+inline constexpr std::size_t kHashTailSize = 33;
+
 /// 128 bits of hash as 32 hex digits: used in place of a key tail that is too long.
 inline std::string hash_tail(std::string_view s) {
   return fmt::format("#{:016x}{:016x}", hash_bytes(s, 0x243f6a8885a308d3ULL),

@@ -31,6 +31,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "larder/clock.hpp"
 #include "larder/detail/hash.hpp"
 #include "larder/detail/striped_counter.hpp"
 #include "larder/store.hpp"
@@ -48,10 +49,17 @@ class SingleFlight {
     Stamps stamps;
     std::exception_ptr error;
 
-    /// Waits until done or until `timeout` passes; true if done.
+    /// Waits until done or until `timeout` passes; true if done. A timeout too long for the
+    /// steady clock waits without one (cv.wait_for would overflow and return at once).
     bool wait_for(std::chrono::milliseconds timeout) {
       std::unique_lock lock{mutex};
-      return cv.wait_for(lock, timeout, [this] { return done; });
+      const auto now = std::chrono::steady_clock::now();
+      const auto deadline = saturating_add(now, timeout);
+      if (deadline == std::chrono::steady_clock::time_point::max()) {
+        cv.wait(lock, [this] { return done; });
+        return true;
+      }
+      return cv.wait_until(lock, deadline, [this] { return done; });
     }
   };
   using FlightPtr = std::shared_ptr<Flight>;
