@@ -391,3 +391,35 @@ TEST_CASE("Across processes: a refresh here reaches another process's L1",
   std::filesystem::remove_all(dir);
 }
 #endif
+
+TEST_CASE(
+    "An invalidation skipped by an open breaker reaches the other instances once Redis is back",
+    "[redis][invalidation][failure]") {
+  RedisServer server;
+  const larder::RedisOptions quick{
+      .connect_timeout = 200ms, .command_timeout = 100ms, .breaker_cooldown = 1s};
+  Instance a{server.port(), "inv9", {}, quick};
+  Instance b{server.port(), "inv9", {}, quick};
+  REQUIRE(eventually([&] { return a.subscribed() && b.subscribed(); }));
+  a.cached.invalidate(1);
+  CHECK(*a.cached(1) == 10);
+  CHECK(*b.cached(1) == 10);
+  CHECK(b.cached(1).source() == Source::memory);  // B's L1 copy
+
+  // A brief hiccup opens A's breaker (B's subscription survives it).
+  server.freeze();
+  a.cached(2);
+  server.thaw();
+  REQUIRE(a.redis.stats().breaker == larder::BreakerState::open);
+
+  a.fn.offset = b.fn.offset = 1;  // the data behind key 1 changed
+  const auto errors = a.cached.stats().store_errors;
+  const auto received = b.redis.stats().invalidations_received;
+  a.cached.invalidate(1);  // neither the DEL nor the PUBLISH can be sent now
+  CHECK(a.cached.stats().store_errors == errors + 2);
+  // A makes no further call: the store applies the DEL and sends the message on its own.
+  REQUIRE(eventually([&] { return b.redis.stats().invalidations_received > received; }, 5s));
+  auto r = b.cached(1);
+  CHECK(*r == 11);
+  CHECK(r.source() == Source::computed);  // not B's L1 copy, not the old value in Redis
+}

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <larder/larder.hpp>
 #include <larder/redis_store.hpp>
 #include <larder/tiered_store.hpp>
@@ -712,4 +713,205 @@ TEST_CASE("TieredStore: the second call from memory, a fresh instance from Redis
   CHECK(r.source() == larder::Source::remote);
   CHECK(second(6).source() == larder::Source::memory);
   CHECK(fn.calls == 1);
+}
+
+namespace {
+
+/// Opens `store`'s breaker deterministically: Redis frozen, one call times out (a timeout opens it
+/// at once), Redis thawed. The breaker stays open for its cool-down although Redis answers again.
+template <class C>
+void open_breaker(RedisServer& server, larder::RedisStore& store, C& cached) {
+  server.freeze();
+  cached(999);  // its GET times out: computed, the breaker opens
+  server.thaw();
+  REQUIRE(store.stats().breaker == larder::BreakerState::open);
+  REQUIRE_FALSE(store.available());
+}
+
+/// The on_error messages of a Cached, kept for the test to read.
+struct Events {
+  std::mutex mutex;
+  std::vector<std::string> what;
+  std::function<void(const larder::ErrorEvent&)> hook() {
+    return [this](const larder::ErrorEvent& e) {
+      std::lock_guard lock{mutex};
+      what.emplace_back(e.what);
+    };
+  }
+  std::size_t size() {
+    std::lock_guard lock{mutex};
+    return what.size();
+  }
+  bool mention(std::string_view s) {
+    std::lock_guard lock{mutex};
+    for (const auto& w : what)
+      if (w.find(s) != std::string::npos) return true;
+    return false;
+  }
+};
+
+bool wait_until_available(larder::RedisStore& store) {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!store.available()) {
+    if (elapsed_since(t0) > 10s) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+larder::RedisOptions breaker_options(int port, Log& log) {
+  return {.port = port,
+          .connect_timeout = 200ms,
+          .command_timeout = 100ms,
+          .breaker_cooldown = 1s,
+          .logger = log.hook()};
+}
+
+}  // namespace
+
+TEST_CASE("invalidate() with the breaker open is reported, remembered, and applied before a read",
+          "[redis][failure][invalidation]") {
+  RedisServer server;
+  Log log;
+  larder::RedisStore store{breaker_options(server.port(), log)};
+  CountingFn fn;
+  Events events;
+  larder::Cached c{store, "T", "pending", wrap(fn), {.ttl = 24h, .on_error = events.hook()}};
+  CHECK(*c(1) == 10);  // Redis holds 10 for a day
+  open_breaker(server, store, c);
+
+  fn.offset = 1;  // the data behind key 1 changed; the application invalidates, as documented
+  const auto errors = c.stats().store_errors;
+  const auto reported = events.size();
+  c.invalidate(1);
+  // The DEL (and the PUBLISH) were not sent: counted, and reported as not applied.
+  CHECK(c.stats().store_errors == errors + 2);
+  CHECK(events.size() == reported + 2);
+  CHECK(events.mention("NOT applied"));
+  CHECK(events.mention("will be retried"));
+  CHECK(store.stats().invalidations_pending == 2);  // the key's DEL and the message
+  CHECK(store.stats().invalidations_deferred == 2);
+
+  REQUIRE(wait_until_available(store));  // the cool-down is over
+  CountingFn fn2;
+  fn2.offset = 1;
+  larder::Cached reader{store, "T", "pending", wrap(fn2), {.ttl = 24h}};
+  SECTION("a single read") {
+    auto r = reader(1);
+    CHECK(*r == 11);  // never the invalidated 10
+    CHECK(r.source() == larder::Source::computed);
+  }
+  SECTION("a bulk read") {
+    const std::vector<std::int64_t> ids{1};
+    auto rs = reader.get_many(std::span<const std::int64_t>{ids});
+    CHECK(*rs[0] == 11);
+    CHECK(rs[0].source() == larder::Source::computed);
+  }
+  CHECK(fn2.calls == 1);
+  // 11, or nothing if the reader's write met the store's own probe (half-open): never the old 10.
+  const std::string now = server.client().command({"GET", c.key(1)});
+  CHECK((now == "(nil)" || now.ends_with("\n11")));
+  CHECK(store.stats().invalidations_pending == 0);
+  CHECK(store.stats().invalidations_retried == 2);
+}
+
+TEST_CASE("refresh() on a TieredStore with the breaker open: Redis never keeps the old value",
+          "[redis][failure][invalidation][tiered]") {
+  RedisServer server;
+  Log log;
+  larder::RedisStore store{breaker_options(server.port(), log)};
+  larder::MemoryStore l1;
+  larder::TieredStore tiered{l1, store, {.broadcast_invalidations = false}};
+  CountingFn fn;
+  Events events;
+  larder::Cached c{tiered, "T", "pending", wrap(fn), {.ttl = 24h, .on_error = events.hook()}};
+  CHECK(*c(1) == 10);
+  open_breaker(server, store, c);
+
+  fn.offset = 2;
+  const auto errors = c.stats().store_errors;
+  const auto reported = events.size();
+  CHECK(*c.refresh(1) == 12);
+  CHECK(c.stats().store_errors == errors + 1);  // the write was skipped: counted once
+  CHECK(events.size() == reported + 1);
+  CHECK(events.mention("NOT applied"));
+  CHECK(events.mention("will be retried"));
+  CHECK(c(1).source() == larder::Source::memory);  // this L1 holds the new value
+  CHECK(store.stats().invalidations_pending == 1);
+
+  // With no call from this process, the store deletes the old value once Redis may be used again.
+  auto raw = server.client();
+  const auto t0 = std::chrono::steady_clock::now();
+  while (raw.command({"GET", c.key(1)}) != "(nil)" && elapsed_since(t0) < 10s)
+    std::this_thread::sleep_for(5ms);
+  CHECK(raw.command({"GET", c.key(1)}) == "(nil)");
+  CHECK(store.stats().invalidations_pending == 0);
+  CHECK(log.mentions("pending invalidation(s) sent"));
+  CountingFn fn2;
+  fn2.offset = 2;
+  larder::Cached reader{store, "T", "pending", wrap(fn2), {.ttl = 24h}};
+  auto r = reader(1);
+  CHECK(*r == 12);
+  CHECK(r.source() == larder::Source::computed);
+}
+
+TEST_CASE("Pending invalidations are bounded: one over the bound is dropped and says so",
+          "[redis][failure][invalidation]") {
+  RedisServer server;
+  Log log;
+  auto o = breaker_options(server.port(), log);
+  o.max_pending_invalidations = 1;
+  larder::RedisStore store{o};
+  CountingFn fn;
+  Events events;
+  larder::Cached c{store, "T", "bounded", wrap(fn), {.ttl = 24h, .on_error = events.hook()}};
+  CHECK(*c(1) == 10);
+  CHECK(*c(2) == 20);
+  open_breaker(server, store, c);
+
+  c.invalidate(1);  // remembered: its DEL and its message
+  CHECK_FALSE(events.mention("will NOT be retried"));
+  c.invalidate(1);  // the same ones again: still within the bound
+  CHECK(store.stats().invalidations_dropped == 0);
+  c.invalidate(2);  // over the bound: dropped, and reported as such
+  CHECK(events.mention("will NOT be retried"));
+  CHECK(log.mentions("max_pending_invalidations"));
+  const auto s = store.stats();
+  CHECK(s.invalidations_pending == 2);
+  CHECK(s.invalidations_dropped == 2);
+
+  auto raw = server.client();
+  const auto t0 = std::chrono::steady_clock::now();
+  while (store.stats().invalidations_pending != 0 && elapsed_since(t0) < 10s)
+    std::this_thread::sleep_for(5ms);
+  CHECK(raw.command({"GET", c.key(1)}) == "(nil)");
+  CHECK(raw.command({"GET", c.key(2)}) != "(nil)");  // the dropped one: until its TTL
+}
+
+TEST_CASE("While an invalidation is pending, reads and writes fail rather than pass it",
+          "[redis][failure][invalidation]") {
+  RedisServer server;
+  Log log;
+  larder::RedisStore store{breaker_options(server.port(), log)};
+  store.set("p:k", "old", 1h);
+  server.freeze();
+  CHECK_THROWS_AS(store.get("p:other"), larder::StoreError);  // times out: the breaker opens
+  CHECK_THROWS_WITH(store.erase("p:k"), Catch::Contains("NOT applied"));
+  // Redis is frozen when the breaker lets a call through: the pending DEL fails first, so the
+  // GET is not sent.
+  REQUIRE(wait_until_available(store));
+  CHECK_THROWS_WITH(store.get("p:k"), Catch::Contains("pending invalidations must go first"));
+  server.thaw();
+  REQUIRE(wait_until_available(store));
+  const auto t0 = std::chrono::steady_clock::now();
+  std::optional<std::string> v{"unread"};
+  while (elapsed_since(t0) < 10s) {
+    try {
+      v = store.get("p:k");
+      break;
+    } catch (const larder::StoreError&) {
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+  CHECK_FALSE(v.has_value());  // never "old"
 }

@@ -235,6 +235,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// this key is under way, waits for it to end first, so the value stored was computed after this
   /// call began. Throws what fn throws (the entry is then left as it was). Once stored, the other
   /// instances are told to drop their memory copy (as invalidate() does), so they read the new one.
+  /// If the new value cannot be written to the shared tier, the old one is deleted there instead
+  /// (RedisStore retries that DEL until Redis answers), counted and reported as a store error.
   result_type refresh(detail::param_t<A>... args) {
     return with_parts(
         [&](const auto& id, const auto&... params) -> result_type {
@@ -243,7 +245,9 @@ class Cached<Fn, detail::Signature<R, A...>> {
             auto ticket = flights_.join(call.key);
             if (ticket.leader) {
               typename Flights::Leader leader{flights_, call.key, ticket.flight};
+              RefreshWrite write{&call.key};
               result_type r = compute_and_store(call, leader, std::nullopt, args...);
+              if (bytes_ && !write.written) erase_remote(call.key, /*refresh=*/true);
               broadcast(call);
               return r;
             }
@@ -760,6 +764,19 @@ class Cached<Fn, detail::Signature<R, A...>> {
     }
   }
 
+  /// Set by refresh() on its thread while it computes and stores: write_remote marks whether the
+  /// refresh's own write (its Call's key object, by address) reached the shared tier.
+  struct RefreshWrite {
+    explicit RefreshWrite(const std::string* k) : key{k}, outer{current} { current = this; }
+    ~RefreshWrite() { current = outer; }
+    RefreshWrite(const RefreshWrite&) = delete;
+    RefreshWrite& operator=(const RefreshWrite&) = delete;
+    const std::string* key;
+    RefreshWrite* outer;  // a refresh under way further up this thread (fn called refresh())
+    bool written = false;
+    static inline thread_local RefreshWrite* current = nullptr;
+  };
+
   void write_remote(const std::string& key, const value_type& value, const Stamps& stamps) {
     if constexpr (Encodable<value_type>) {
       if (!bytes_ || !bytes_->available()) return;
@@ -770,6 +787,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
             key,
             detail::encode_envelope(key, fingerprint_, stamps, Codec<value_type>::encode(value)),
             std::max(ttl, std::chrono::milliseconds{1}));
+        if (RefreshWrite* w = RefreshWrite::current; w && w->key == &key) w->written = true;
       } catch (const StoreError& e) {
         store_error(key, e);
       }
@@ -785,12 +803,22 @@ class Cached<Fn, detail::Signature<R, A...>> {
       auto eq = [&](const Key& k) { return k == call.stored_key; };
       mem_->template erase<Key, value_type>(ns_, call.hash, eq);
     }
-    if (bytes_) {
-      try {
-        if (bytes_->available()) bytes_->erase(call.key);
-      } catch (const StoreError& e) {
-        store_error(call.key, e);
-      }
+    if (bytes_) erase_remote(call.key, /*refresh=*/false);
+  }
+
+  /// Deletes the key from the shared tier, even while it is unavailable: a RedisStore remembers a
+  /// DEL it cannot send and sends it as soon as Redis answers (its error says so). A failure is a
+  /// store error, reported as an invalidation NOT applied.
+  void erase_remote(const std::string& key, bool refresh) {
+    try {
+      bytes_->erase(key);
+    } catch (const StoreError& e) {
+      store_errors_.add();
+      report(ErrorEvent::Kind::store, key,
+             fmt::format("larder: {} '{}' NOT applied in the shared tier: {}",
+                         refresh ? "the refresh's write (replaced by a DEL of the old value) of"
+                                 : "the invalidation of",
+                         key, e.what()));
     }
   }
 

@@ -61,6 +61,11 @@ struct RedisOptions {
   /// A timeout opens the breaker at once, so that a call (even a Cached miss, which reads, locks
   /// and writes) pays at most one timeout. false: timeouts count like other failures.
   bool breaker_trip_on_timeout{true};
+  /// Invalidations (a DEL, or an invalidation message's PUBLISH) that could not be sent (breaker
+  /// open, Redis failing) are remembered, up to this many keys and as many messages, and sent as
+  /// soon as Redis answers again, before any other read or write of this store. Beyond the bound
+  /// one is dropped: reported, and its old value stays in Redis until its TTL. 0: none remembered.
+  std::size_t max_pending_invalidations{4096};
   /// Told of connection failures, breaker changes and refused values (never stderr, never the
   /// password). May be empty. Called from the thread that saw the event; must be thread-safe.
   std::function<void(LogLevel, std::string_view)> logger{};
@@ -83,6 +88,11 @@ struct RedisStats {
   std::uint64_t bus_subscriptions = 0;  ///< times the subscriber (re)subscribed; each flushed L1
   std::uint64_t bus_errors = 0;         ///< subscriber failures (connect, subscribe, lost link)
   bool bus_subscribed = false;          ///< the subscriber is subscribed now
+  // Invalidations that could not be sent at once (see RedisOptions::max_pending_invalidations).
+  std::uint64_t invalidations_pending = 0;   ///< remembered now: DELs and messages not yet sent
+  std::uint64_t invalidations_deferred = 0;  ///< ever remembered (each also counted as a failure)
+  std::uint64_t invalidations_retried = 0;   ///< remembered ones sent since (DEL keys, messages)
+  std::uint64_t invalidations_dropped = 0;   ///< not remembered: over the bound (or store gone)
 };
 
 /// A Redis-backed ByteStore. Connects lazily (a Redis that is down at start-up costs nothing until
@@ -117,6 +127,10 @@ class RedisStore final : public ByteStore {
   /// SET key bytes PX ttl. A value over max_value_size is not written: counted, logged, and
   /// StoreError thrown (which Cached counts as a store error).
   void set(std::string_view key, std::string_view bytes, std::chrono::milliseconds ttl) override;
+  /// DEL key. If it cannot be sent (breaker open, Redis failing), the key is remembered (up to
+  /// max_pending_invalidations) and StoreError thrown saying so; the DEL is sent as soon as Redis
+  /// answers again (a thread of the store retries it), and before any later get, get_many, set or
+  /// erase of this store, which fail rather than read past a DEL still pending.
   void erase(std::string_view key) override;
   bool try_lock(std::string_view key, std::string_view token,
                 std::chrono::milliseconds lease) override;

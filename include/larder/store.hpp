@@ -114,7 +114,8 @@ class ByteStore : public Store {
   /// Releases the lock `key` only if it still carries `token` (an expired lease that another
   /// holder took is left alone). True if released.
   virtual bool unlock(std::string_view key, std::string_view token) = 0;
-  /// False while the store is known to be failing (an open circuit breaker): Cached then skips it.
+  /// False while the store is known to be failing (an open circuit breaker): Cached then skips it,
+  /// except for erase(), which it calls anyway so that the store may remember the invalidation.
   virtual bool available() const noexcept { return true; }
 };
 

@@ -20,6 +20,13 @@
 //
 // Invalidation bus (redis/bus.cpp): PUBLISH through run() like any command; the subscriber opens
 // its own connections with open_connection(), outside the pool and the breaker.
+//
+// Pending invalidations. A DEL (erase) or an invalidation PUBLISH that cannot be sent (breaker
+// open, Redis failing) is remembered, up to max_pending_invalidations keys and as many messages,
+// and the call throws StoreError saying so. A thread (started by the first one) sends them as soon
+// as the breaker admits a call again; until they are sent, every get, get_many, set, erase and
+// PUBLISH sends them first, and fails if it cannot: nothing is read past a DEL still pending, and
+// no value is written that the DEL would then remove. With none pending that costs one atomic load.
 #include "larder/redis_store.hpp"
 
 #include <fmt/format.h>
@@ -29,6 +36,8 @@
 #include <condition_variable>
 #include <mutex>
 #include <stdexcept>
+#include <thread>
+#include <unordered_set>
 #include <utility>
 
 #include "redis/bus.hpp"
@@ -48,6 +57,10 @@ constexpr std::string_view kUnlockScript =
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else "
     "return 0 end";
 constexpr std::string_view kUnlockSha = "e9f69f2beb755be68b5e456ee2ce9aadfbc4ebf4";
+
+// How long the pending-invalidation thread waits after a failed attempt, and while a probe of
+// another call is under way (half-open breaker).
+constexpr std::chrono::milliseconds kRetryPause{50};
 
 timeval to_timeval(std::chrono::milliseconds ms) {
   timeval tv{};
@@ -102,22 +115,14 @@ struct RedisStore::Impl {
     bus = std::make_unique<redis::Bus>(
         opts, endpoint,
         redis::BusHooks{.connect = [this] { return open_connection(); },
-                        .publish =
-                            [this](std::string_view channel, std::string_view message) {
-                              run("PUBLISH", [&](redisContext* c) {
-                                Argv<3> argv;
-                                argv.add("PUBLISH");
-                                argv.add(channel);
-                                argv.add(message);
-                                command(c, argv, "PUBLISH");
-                                return 0;
-                              });
-                            },
+                        .publish = [this](std::string_view channel,
+                                          std::string_view message) { publish(channel, message); },
                         .log = [this](LogLevel level,
                                       std::string_view message) { this->log(level, message); }});
   }
 
   ~Impl() {
+    stop_retrier();
     bus.reset();  // stops the subscriber thread before anything it uses goes
     std::lock_guard lock{pool_mutex};
     idle.clear();
@@ -365,6 +370,179 @@ struct RedisStore::Impl {
     return k;
   }
 
+  // ---- pending invalidations (see the top of this file)
+  std::mutex pending_mutex;                      // guards the two sets; held while they are sent
+  std::unordered_set<std::string> pending_keys;  // full keys whose DEL is pending
+  std::unordered_set<std::string> pending_messages;  // PUBLISH payloads not yet sent
+  std::atomic<bool> pending_any{false};              // either set is non-empty
+  std::atomic<std::uint64_t> pending_now{0}, deferred{0}, retried{0}, dropped{0};
+
+  std::mutex retry_mutex;
+  std::condition_variable retry_cv;
+  bool retry_stop = false;  // under retry_mutex
+  std::thread retrier;      // started by the first deferral; under retry_mutex
+
+  void send_publish(std::string_view channel, std::string_view message) {
+    run("PUBLISH", [&](redisContext* c) {
+      Argv<3> argv;
+      argv.add("PUBLISH");
+      argv.add(channel);
+      argv.add(message);
+      command(c, argv, "PUBLISH");
+      return 0;
+    });
+  }
+
+  /// The bus's PUBLISH: after the pending invalidations; remembered if it cannot be sent.
+  void publish(std::string_view channel, std::string_view message) {
+    try {
+      settle("PUBLISH");
+      send_publish(channel, message);
+    } catch (const StoreError& e) {
+      throw StoreError(defer(std::string{message}, true, e.what()));
+    }
+  }
+
+  /// Sends the pending invalidations (one DEL for all the keys, then one PUBLISH per message)
+  /// before `what`; throws StoreError, naming `what` as not sent, if they could not all be sent.
+  void settle(std::string_view what) {
+    if (!pending_any.load(std::memory_order_acquire)) return;
+    try {
+      send_pending();
+    } catch (const StoreError& e) {
+      throw StoreError(
+          fmt::format("larder::RedisStore: {} on {} not sent: the pending "
+                      "invalidations must go first and could not ({})",
+                      what, endpoint, e.what()));
+    }
+  }
+
+  void send_pending() {
+    std::lock_guard lock{pending_mutex};
+    const std::size_t before = pending_keys.size() + pending_messages.size();
+    if (!pending_keys.empty()) {
+      std::vector<const char*> ptr{"DEL"};
+      std::vector<std::size_t> len{3};
+      for (const auto& k : pending_keys) {
+        ptr.push_back(k.data());
+        len.push_back(k.size());
+      }
+      run("DEL", [&](redisContext* c) {
+        commands.fetch_add(1, std::memory_order_relaxed);
+        auto* raw = static_cast<redis::Reply*>(
+            redisCommandArgv(c, static_cast<int>(ptr.size()), ptr.data(), len.data()));
+        if (raw == nullptr) throw error(c, nullptr, "DEL");
+        ReplyPtr reply{raw};
+        if (reply->type == REDIS_REPLY_ERROR) throw error(c, reply.get(), "DEL");
+        return 0;
+      });
+      retried.fetch_add(pending_keys.size(), std::memory_order_relaxed);
+      pending_keys.clear();
+      pending_now.store(pending_messages.size(), std::memory_order_relaxed);
+    }
+    while (!pending_messages.empty()) {
+      auto it = pending_messages.begin();
+      send_publish(bus->channel(), *it);
+      pending_messages.erase(it);
+      retried.fetch_add(1, std::memory_order_relaxed);
+      pending_now.store(pending_messages.size(), std::memory_order_relaxed);
+    }
+    pending_any.store(false, std::memory_order_release);
+    if (before != 0)
+      log(LogLevel::info, fmt::format("larder::RedisStore: {} pending invalidation(s) sent to {}",
+                                      before, endpoint));
+  }
+
+  /// Remembers a DEL (a full key) or a PUBLISH (`message`) that could not be sent because of
+  /// `why`; returns what to throw: it says the invalidation was NOT applied, and whether it will be
+  /// retried or was dropped (over max_pending_invalidations).
+  std::string defer(std::string item, bool message, std::string_view why) {
+    const std::string_view what = message ? "message" : "DEL";
+    std::size_t n = 0;
+    {
+      std::lock_guard lock{pending_mutex};
+      auto& set = message ? pending_messages : pending_keys;
+      if (set.size() >= opts.max_pending_invalidations && !set.contains(item)) {
+        dropped.fetch_add(1, std::memory_order_relaxed);
+        std::string text = fmt::format(
+            "{}; the invalidation ({}) was NOT applied and will NOT be retried: {} are pending "
+            "already (max_pending_invalidations); the old value stays in Redis until its TTL",
+            why, what, set.size());
+        log(LogLevel::error, text);
+        return text;
+      }
+      set.insert(std::move(item));
+      n = pending_keys.size() + pending_messages.size();
+      pending_now.store(n, std::memory_order_relaxed);
+      pending_any.store(true, std::memory_order_release);
+    }
+    deferred.fetch_add(1, std::memory_order_relaxed);
+    wake_retrier();
+    return fmt::format(
+        "{}; the invalidation ({}) was NOT applied: it is pending ({} in all) and will be retried "
+        "as soon as Redis answers, before this store reads or writes anything else",
+        why, what, n);
+  }
+
+  void wake_retrier() {
+    std::lock_guard lock{retry_mutex};
+    if (retry_stop) return;
+    if (!retrier.joinable()) retrier = std::thread{[this] { retry_loop(); }};
+    retry_cv.notify_all();
+  }
+
+  /// The pending-invalidation thread: sends them once the breaker admits a call.
+  void retry_loop() noexcept {
+    std::unique_lock lock{retry_mutex};
+    bool failed_last = false;
+    auto stopping = [this] { return retry_stop; };
+    while (!retry_stop) {
+      if (!pending_any.load(std::memory_order_acquire)) {
+        retry_cv.wait(lock,
+                      [this] { return retry_stop || pending_any.load(std::memory_order_acquire); });
+        continue;
+      }
+      if (failed_last) {
+        failed_last = false;
+        retry_cv.wait_for(lock, kRetryPause, stopping);
+        continue;
+      }
+      if (!available()) {
+        std::chrono::nanoseconds wait{kRetryPause};
+        if (state.load(std::memory_order_acquire) == BreakerState::open)
+          wait =
+              std::chrono::nanoseconds{reopen_at_ns.load(std::memory_order_acquire) - steady_ns()} +
+              std::chrono::milliseconds{1};
+        retry_cv.wait_for(lock, std::max(wait, std::chrono::nanoseconds{1'000'000}), stopping);
+        continue;
+      }
+      lock.unlock();
+      try {
+        send_pending();
+      } catch (...) {
+        failed_last = true;  // run() counted and logged it
+      }
+      lock.lock();
+    }
+  }
+
+  void stop_retrier() noexcept {
+    {
+      std::lock_guard lock{retry_mutex};
+      retry_stop = true;
+    }
+    retry_cv.notify_all();
+    if (retrier.joinable()) retrier.join();
+    std::lock_guard lock{pending_mutex};
+    const std::size_t n = pending_keys.size() + pending_messages.size();
+    if (n == 0) return;
+    dropped.fetch_add(n, std::memory_order_relaxed);
+    log(LogLevel::error,
+        fmt::format("larder::RedisStore: destroyed with {} invalidation(s) never sent to {}: "
+                    "their old values stay in Redis until their TTL",
+                    n, endpoint));
+  }
+
   // ---- invalidation bus (last: destroyed first, see ~Impl)
   std::unique_ptr<redis::Bus> bus;
 };
@@ -388,6 +566,7 @@ InvalidationBus* RedisStore::invalidation_bus() noexcept { return impl_->bus.get
 std::optional<std::string> RedisStore::get(std::string_view key) {
   const bool prefixed = !impl_->opts.key_prefix.empty();
   const std::string full = prefixed ? impl_->full_key(key) : std::string{};
+  impl_->settle("GET");
   return impl_->run("GET", [&](redisContext* c) -> std::optional<std::string> {
     Argv<2> argv;
     argv.add("GET");
@@ -401,6 +580,7 @@ std::optional<std::string> RedisStore::get(std::string_view key) {
 
 std::vector<std::optional<std::string>> RedisStore::get_many(std::span<const std::string> keys) {
   if (keys.empty()) return {};
+  impl_->settle("MGET");
   std::vector<std::string> full;
   std::vector<const char*> ptr;
   std::vector<std::size_t> len;
@@ -448,6 +628,7 @@ void RedisStore::set(std::string_view key, std::string_view bytes, std::chrono::
   }
   const std::string full = impl_->full_key(key);
   const std::string px = px_of(ttl);
+  impl_->settle("SET");
   impl_->run("SET", [&](redisContext* c) {
     Argv<5> argv;
     argv.add("SET");
@@ -461,14 +642,19 @@ void RedisStore::set(std::string_view key, std::string_view bytes, std::chrono::
 }
 
 void RedisStore::erase(std::string_view key) {
-  const std::string full = impl_->full_key(key);
-  impl_->run("DEL", [&](redisContext* c) {
-    Argv<2> argv;
-    argv.add("DEL");
-    argv.add(full);
-    impl_->command(c, argv, "DEL");
-    return 0;
-  });
+  std::string full = impl_->full_key(key);
+  try {
+    impl_->settle("DEL");
+    impl_->run("DEL", [&](redisContext* c) {
+      Argv<2> argv;
+      argv.add("DEL");
+      argv.add(full);
+      impl_->command(c, argv, "DEL");
+      return 0;
+    });
+  } catch (const StoreError& e) {
+    throw StoreError(impl_->defer(std::move(full), false, e.what()));
+  }
 }
 
 bool RedisStore::try_lock(std::string_view key, std::string_view token,
@@ -570,6 +756,10 @@ RedisStats RedisStore::stats() const noexcept {
   s.breaker_opens = i.breaker_opens.load(std::memory_order_relaxed);
   s.short_circuits = i.short_circuits.load(std::memory_order_relaxed);
   s.breaker = i.state.load(std::memory_order_acquire);
+  s.invalidations_pending = i.pending_now.load(std::memory_order_relaxed);
+  s.invalidations_deferred = i.deferred.load(std::memory_order_relaxed);
+  s.invalidations_retried = i.retried.load(std::memory_order_relaxed);
+  s.invalidations_dropped = i.dropped.load(std::memory_order_relaxed);
   i.bus->stats(s);
   return s;
 }
