@@ -1,5 +1,6 @@
-// trace_replay.cpp: larder's hit ratio on recorded and synthetic request streams, beside exact LRU
-// and Belady's OPT (with bypass), both computed here, and Caffeine 2.6.2's published figures.
+// trace_replay.cpp: larder's hit ratio on recorded and synthetic request streams, beside exact LRU,
+// ARC, LIRS (bench/reference_policies.hpp) and Belady's OPT (with bypass), all computed here, and
+// Caffeine 2.6.2's published figures.
 //
 //   trace_replay [--traces DIR] [--only NAME[,NAME...]] [--driver both|store|policy]
 //                [--window SHARE [--margin M]] [--no-traces] [--no-synthetic]
@@ -42,6 +43,8 @@
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "reference_policies.hpp"
 
 #ifndef LARDER_SOURCE_DIR
 #define LARDER_SOURCE_DIR "."
@@ -466,7 +469,7 @@ Options parse(int argc, char** argv) {
 }
 
 struct Row {
-  double store = NAN, policy = NAN, lru = 0, opt = 0, window = -1;
+  double store = NAN, policy = NAN, lru = 0, arc = 0, lirs = 0, opt = 0, window = -1;
   int margin = 0;
   unsigned history = 0;
   /// The figure the targets are judged on: the store's, else the policy's.
@@ -485,6 +488,8 @@ Row measure(const Trace& t, const std::vector<std::uint32_t>& next, std::size_t 
     r.history = p.history;
   }
   r.lru = 100 * lru_hits(t, size);
+  r.arc = 100 * larder::bench::arc_hits(t.ids, t.distinct, size);
+  r.lirs = 100 * larder::bench::lirs_hits(t.ids, t.distinct, size);
   r.opt = 100 * opt_hits(t, next, size);
   return r;
 }
@@ -520,10 +525,14 @@ int main(int argc, char** argv) try {
   if (o.run_traces) {
     const auto sizes = read_sizes(o.traces);
     const auto& caffeine = caffeine_262();
-    std::printf("\n%-12s %7s %9s %8s %8s %8s %8s %8s %8s %8s %13s\n", "trace", "size", "requests",
-                "store", "policy", "LRU", "OPT", "Caffeine", "vs OPT", "vs best", "window/m/h");
+    std::printf("\n%-12s %7s %9s %8s %8s %8s %8s %8s %8s %8s %8s %8s %13s\n", "trace", "size",
+                "requests", "store", "policy", "LRU", "ARC", "LIRS", "OPT", "Caffeine", "vs OPT",
+                "vs best", "window/m/h");
     double gap_sum = 0;
-    int rows = 0, bad_rows = 0;
+    // Gaps to OPT of the references, and of the best reference picked per row after the fact.
+    double lru_gap = 0, arc_gap = 0, lirs_gap = 0, caffeine_gap = 0, oracle_gap = 0,
+           oracle_all_gap = 0;
+    int rows = 0, bad_rows = 0, caffeine_rows = 0;
     for (const auto& [name, list] : sizes) {
       if (!o.only.empty() && std::find(o.only.begin(), o.only.end(), name) == o.only.end())
         continue;
@@ -539,9 +548,20 @@ int main(int argc, char** argv) try {
         print_percent(r.store);
         print_percent(r.policy);
         print_percent(r.lru);
+        print_percent(r.arc);
+        print_percent(r.lirs);
         print_percent(r.opt);
         print_percent(caff);
         std::printf(" %+8.2f %+8.2f", r.larder() - r.opt, vs_best);
+        lru_gap += r.opt - r.lru;
+        arc_gap += r.opt - r.arc;
+        lirs_gap += r.opt - r.lirs;
+        if (!std::isnan(caff)) {
+          caffeine_gap += r.opt - caff;
+          ++caffeine_rows;
+        }
+        oracle_gap += r.opt - std::max({best, r.arc, r.lirs});
+        oracle_all_gap += r.opt - std::max({best, r.arc, r.lirs, r.larder()});
         print_window(r.window, r.margin, r.history);
         std::printf("%s\n", vs_best < -1.0 ? "  << more than 1 point below best" : "");
         std::fflush(stdout);
@@ -553,6 +573,13 @@ int main(int argc, char** argv) try {
     if (rows > 0) {
       const double mean_gap = gap_sum / rows;
       std::printf("\n%d rows. Mean gap to OPT: %.2f points.\n", rows, mean_gap);
+      std::printf("References' mean gap to OPT: LRU %.2f, ARC %.2f, LIRS %.2f", lru_gap / rows,
+                  arc_gap / rows, lirs_gap / rows);
+      if (caffeine_rows == rows) std::printf(", Caffeine 2.6.2 %.2f", caffeine_gap / rows);
+      std::printf(
+          ";\nthe best of LRU, ARC, LIRS and Caffeine picked per row after the fact: %.2f (and "
+          "larder: %.2f).\n",
+          oracle_gap / rows, oracle_all_gap / rows);
       const bool gap_ok = mean_gap <= 8.0;
       std::printf("%s  mean hit ratio at most 8 points below OPT (%.2f)\n",
                   gap_ok ? "PASS" : "FAIL", mean_gap);
@@ -563,8 +590,8 @@ int main(int argc, char** argv) try {
   }
   if (o.run_synthetic) {
     std::printf("\nsynthetic: %zu requests, %zu entries\n", kSynthRequests, kSynthEntries);
-    std::printf("%-20s %9s %8s %8s %8s %8s %8s %8s %13s\n", "workload", "keys", "store", "policy",
-                "LRU", "OPT", "vs OPT", "vs LRU", "window/m/h");
+    std::printf("%-20s %9s %8s %8s %8s %8s %8s %8s %8s %8s %13s\n", "workload", "keys", "store",
+                "policy", "LRU", "ARC", "LIRS", "OPT", "vs OPT", "vs LRU", "window/m/h");
     std::vector<Trace> synth;
     for (const double s : {0.6, 0.8, 0.99, 1.2}) synth.push_back(zipf_trace(s, 42));
     synth.push_back(zipf_scan_trace(43));
@@ -579,6 +606,8 @@ int main(int argc, char** argv) try {
       print_percent(r.store);
       print_percent(r.policy);
       print_percent(r.lru);
+      print_percent(r.arc);
+      print_percent(r.lirs);
       print_percent(r.opt);
       std::printf(" %+8.2f %+8.2f", r.larder() - r.opt, r.larder() - r.lru);
       print_window(r.window, r.margin, r.history);
