@@ -300,3 +300,49 @@ TEST_CASE("Warmer: many threads enqueue overlapping IDs while it runs and stops"
   CHECK(r.size() == p.total);
   for (std::int64_t id = 0; id < 64; ++id) CHECK(r.count(id) >= 1);
 }
+
+TEST_CASE("Warmer: wait_idle_for a duration too long for the clock waits until idle", "[warmer]") {
+  // A timeout longer than the steady clock can add to now (nanoseconds::max(), hours::max(), a
+  // double duration of centuries) means "wait as long as it takes", not "give up at once".
+  const auto run = [](auto timeout) {
+    Recorder r;
+    auto w = make_warmer(r, {.workers = 1});
+    r.close();
+    CHECK(w.enqueue(1));
+    r.wait_inside(1);
+    std::thread opener{[&] {
+      std::this_thread::sleep_for(50ms);
+      r.release();
+    }};
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool idle = w.wait_idle_for(timeout);
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    opener.join();
+    CHECK(idle);
+    CHECK(waited >= 40ms);
+    CHECK(w.progress().done == 1);
+  };
+  SECTION("nanoseconds::max()") { run(std::chrono::nanoseconds::max()); }
+  SECTION("milliseconds::max()") { run(std::chrono::milliseconds::max()); }
+  SECTION("hours::max()") { run(std::chrono::hours::max()); }
+  SECTION("a double duration of centuries") {
+    run(std::chrono::duration<double, std::ratio<3600>>{24.0 * 365 * 1000});
+  }
+}
+
+TEST_CASE("Warmer: wait_idle_for with a zero or negative timeout answers at once", "[warmer]") {
+  Recorder r;
+  auto w = make_warmer(r, {.workers = 1});
+  CHECK(w.wait_idle_for(0ms));
+  CHECK(w.wait_idle_for(-1h));
+  CHECK(w.wait_idle_for(std::chrono::milliseconds::min()));
+  r.close();
+  CHECK(w.enqueue(1));
+  r.wait_inside(1);
+  CHECK_FALSE(w.wait_idle_for(0ms));
+  CHECK_FALSE(w.wait_idle_for(-1h));
+  CHECK_FALSE(w.wait_idle_for(std::chrono::milliseconds::min()));
+  CHECK_FALSE(w.wait_idle_for(20ms));
+  r.release();
+  CHECK(w.wait_idle_for(10s));
+}

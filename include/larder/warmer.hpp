@@ -35,6 +35,7 @@
 #include <utility>
 #include <vector>
 
+#include "larder/clock.hpp"
 #include "larder/detail/held_args.hpp"
 #include "larder/detail/key_codec.hpp"
 #include "larder/executor.hpp"
@@ -224,11 +225,24 @@ class Warmer {
     std::unique_lock lock{mutex_};
     idle_cv_.wait(lock, [this] { return queue_.empty() && running_ == 0; });
   }
-  /// As wait_idle(), for at most `timeout`; true if idle.
+  /// As wait_idle(), for at most `timeout`; true if idle. A timeout of zero or less answers at
+  /// once; one too long for the steady clock (nanoseconds::max(), hours::max()) waits as
+  /// wait_idle() does.
   template <class Rep, class Period>
   bool wait_idle_for(std::chrono::duration<Rep, Period> timeout) {
+    const auto idle = [this] { return queue_.empty() && running_ == 0; };
     std::unique_lock lock{mutex_};
-    return idle_cv_.wait_for(lock, timeout, [this] { return queue_.empty() && running_ == 0; });
+    if (!(timeout > timeout.zero())) return idle();  // (also a NaN)
+    // Not cv.wait_for: it adds the timeout to now unchecked (signed overflow for a huge one).
+    using SteadyNs = std::chrono::time_point<std::chrono::steady_clock, std::chrono::nanoseconds>;
+    const SteadyNs deadline = detail::saturating_add(
+        std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now()),
+        timeout);
+    if (deadline == SteadyNs::max()) {
+      idle_cv_.wait(lock, idle);
+      return true;
+    }
+    return idle_cv_.wait_until(lock, deadline, idle);
   }
 
   /// Stops taking IDs (enqueue returns false), then drains or cancels the queue, and returns when
