@@ -915,3 +915,54 @@ TEST_CASE("While an invalidation is pending, reads and writes fail rather than p
   }
   CHECK_FALSE(v.has_value());  // never "old"
 }
+
+TEST_CASE("A breaker_cooldown too long for the clock keeps the breaker open; nothing overflows",
+          "[redis][failure]") {
+  // breaker_cooldown = milliseconds::max() (or centuries): "once open, stay open". The reopen time
+  // and the pending-invalidation thread's wait must saturate, not overflow into the past.
+  RedisServer server;
+  Log log;
+  larder::RedisStore store{{.port = server.port(),
+                            .connect_timeout = 200ms,
+                            .command_timeout = 100ms,
+                            .breaker_cooldown = std::chrono::milliseconds::max(),
+                            .logger = log.hook()}};
+  CountingFn fn;
+  larder::Cached c{store, "T", "cooldown", wrap(fn), {.ttl = 24h}};
+  CHECK(*c(1) == 10);
+  open_breaker(server, store, c);
+  c.invalidate(1);  // not sent: pending, and the retrier waits for the (endless) cool-down
+  std::this_thread::sleep_for(300ms);
+  for (int i = 0; i < 5; ++i) {
+    auto r = c(1);
+    CHECK(*r == 10);
+    CHECK(r.source() == larder::Source::computed);  // Redis skipped
+  }
+  const auto s = store.stats();
+  CHECK(s.breaker == larder::BreakerState::open);
+  CHECK(s.breaker_opens == 1);
+  CHECK(s.short_circuits >= 1);
+  CHECK(s.invalidations_pending >= 1);
+  CHECK_FALSE(store.available());
+  CHECK(log.mentions("circuit breaker open"));
+}
+
+TEST_CASE("A pool_wait_timeout too long for the clock waits for a connection", "[redis][pool]") {
+  auto& server = shared_server();
+  auto o = local(server.port());
+  o.pool_size = 1;
+  o.pool_wait_timeout = std::chrono::milliseconds::max();
+  larder::RedisStore store{o};
+  store.set("poolwait:k", "v", 1min);
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i)
+        if (store.get("poolwait:k") != "v") ++wrong;
+    });
+  for (auto& t : threads) t.join();
+  CHECK(wrong == 0);
+  CHECK(store.stats().pool_timeouts == 0);
+  CHECK(store.stats().errors == 0);
+}

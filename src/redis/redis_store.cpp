@@ -31,8 +31,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <stdexcept>
@@ -40,6 +42,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "larder/clock.hpp"
 #include "redis/bus.hpp"
 #include "redis/options.hpp"
 #include "redis/reply.hpp"
@@ -74,6 +77,20 @@ std::int64_t steady_ns() {
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
+
+/// The steady clock in nanoseconds, as detail::saturating_add takes it.
+using SteadyNs = std::chrono::time_point<std::chrono::steady_clock, std::chrono::nanoseconds>;
+
+/// Now + d (d >= 0), saturated: an option too long for the clock (milliseconds::max()) means
+/// "never", not a signed overflow into the past.
+SteadyNs steady_after(std::chrono::milliseconds d) {
+  return detail::saturating_add(
+      std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now()), d);
+}
+
+/// The longest the pending-invalidation thread sleeps at once (it looks again after it): a wait
+/// as long as an absurd breaker_cooldown would overflow the condition variable's deadline.
+constexpr std::chrono::nanoseconds kMaxRetryWait = std::chrono::hours{1};
 
 /// A command's arguments as hiredis wants them, without copying the bytes.
 template <std::size_t N>
@@ -216,7 +233,7 @@ struct RedisStore::Impl {
 
   Lease acquire() {
     std::unique_lock lock{pool_mutex};
-    const auto deadline = std::chrono::steady_clock::now() + opts.pool_wait_timeout;
+    const SteadyNs deadline = steady_after(opts.pool_wait_timeout);
     for (;;) {
       if (!idle.empty()) {
         Lease l{std::move(idle.back()), true};
@@ -235,8 +252,13 @@ struct RedisStore::Impl {
           throw;
         }
       }
-      if (pool_cv.wait_until(lock, deadline) == std::cv_status::timeout && idle.empty() &&
-          open >= opts.pool_size) {
+      // A deadline at the end of time (pool_wait_timeout too long for the clock): no timeout.
+      bool timed_out = false;
+      if (deadline == SteadyNs::max())
+        pool_cv.wait(lock);
+      else
+        timed_out = pool_cv.wait_until(lock, deadline) == std::cv_status::timeout;
+      if (timed_out && idle.empty() && open >= opts.pool_size) {
         pool_timeouts.fetch_add(1, std::memory_order_relaxed);
         throw Failure{fmt::format("larder::RedisStore: no free connection to {} within {} ms "
                                   "(pool_size {})",
@@ -312,7 +334,7 @@ struct RedisStore::Impl {
     const bool probe_failed = s == BreakerState::half_open;
     const bool trip = n >= opts.breaker_failures || (f.timeout() && opts.breaker_trip_on_timeout);
     if (probe_failed || (s == BreakerState::closed && trip)) {
-      reopen_at_ns.store(steady_ns() + std::chrono::nanoseconds{opts.breaker_cooldown}.count(),
+      reopen_at_ns.store(steady_after(opts.breaker_cooldown).time_since_epoch().count(),
                          std::memory_order_release);
       if (state.compare_exchange_strong(s, BreakerState::open, std::memory_order_acq_rel)) {
         breaker_opens.fetch_add(1, std::memory_order_relaxed);
@@ -510,9 +532,10 @@ struct RedisStore::Impl {
       if (!available()) {
         std::chrono::nanoseconds wait{kRetryPause};
         if (state.load(std::memory_order_acquire) == BreakerState::open)
-          wait =
-              std::chrono::nanoseconds{reopen_at_ns.load(std::memory_order_acquire) - steady_ns()} +
-              std::chrono::milliseconds{1};
+          wait = std::min(std::chrono::nanoseconds{reopen_at_ns.load(std::memory_order_acquire) -
+                                                   steady_ns()},
+                          kMaxRetryWait) +
+                 std::chrono::milliseconds{1};
         retry_cv.wait_for(lock, std::max(wait, std::chrono::nanoseconds{1'000'000}), stopping);
         continue;
       }
