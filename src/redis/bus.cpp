@@ -19,6 +19,8 @@
 #include <charconv>
 #include <random>
 
+#include "larder/clock.hpp"
+
 namespace larder::redis {
 
 namespace {
@@ -120,7 +122,17 @@ void Bus::stats(RedisStats& s) const noexcept {
 
 bool Bus::pause(std::chrono::milliseconds d) {
   std::unique_lock lock{thread_mutex_};
-  return !stop_cv_.wait_for(lock, d, [this] { return stopping_; });
+  const auto stopping = [this] { return stopping_; };
+  // Not wait_for: it adds d to now unchecked (a backoff as long as an absurd breaker_cooldown
+  // would overflow); a deadline at the end of time waits for the stop request alone.
+  using SteadyNs = std::chrono::time_point<std::chrono::steady_clock, std::chrono::nanoseconds>;
+  const SteadyNs deadline = detail::saturating_add(
+      std::chrono::time_point_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now()), d);
+  if (deadline == SteadyNs::max()) {
+    stop_cv_.wait(lock, stopping);
+    return false;
+  }
+  return !stop_cv_.wait_until(lock, deadline, stopping);
 }
 
 void Bus::run() noexcept {
@@ -133,7 +145,7 @@ void Bus::run() noexcept {
     const auto half = backoff.count() / 2;
     const auto d = std::chrono::milliseconds{
         half + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(half + 1))};
-    backoff = std::min(backoff * 2, max_backoff);
+    backoff = backoff > max_backoff / 2 ? max_backoff : backoff * 2;  // no overflow
     return pause(d);
   };
   auto fail = [&](std::string_view what) {
