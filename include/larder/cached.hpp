@@ -856,14 +856,12 @@ class Cached<Fn, detail::Signature<R, A...>> {
       thread_local std::mt19937_64 rng{std::random_device{}()};
       shrink -= std::uniform_real_distribution<double>{0.0, opts_.jitter}(rng);
     }
-    // now + d * shrink, in double (no overflow), saturated at TimePoint::max(): a lifetime too
-    // long for the clock (milliseconds::max(), centuries) means "until the end of time".
+    // now + d * shrink, saturated at TimePoint::max(): a lifetime too long for the clock
+    // (milliseconds::max(), centuries) means "until the end of time". Without jitter d is added
+    // exactly; with it, d * shrink is taken in double nanoseconds (no overflow), truncated.
     auto until = [&](std::chrono::milliseconds d) {
-      const double ns = static_cast<double>(d.count()) * 1e6 * shrink;
-      const double room = static_cast<double>(TimePoint::max().time_since_epoch().count()) -
-                          static_cast<double>(now.time_since_epoch().count());
-      if (ns >= room - 4096.0 || ns >= 9.0e18) return TimePoint::max();  // 4096: double rounding
-      return now + std::chrono::nanoseconds{static_cast<std::int64_t>(ns)};
+      if (shrink == 1.0) return detail::saturating_add(now, d);
+      return detail::saturating_add(now, std::chrono::duration<double, std::nano>{d} * shrink);
     };
     const TimePoint expires = until(opts_.ttl);
     const TimePoint fresh_until = opts_.fresh_for.count() == 0 ? expires : until(opts_.fresh_for);
