@@ -114,3 +114,17 @@ TEST_CASE("Prometheus labels are escaped; bad metric prefixes rejected", "[telem
   CHECK_THROWS_AS(larder::prometheus_text(odd, "9lives"), std::invalid_argument);
   CHECK_THROWS_AS(larder::prometheus_text(odd, "has-dash"), std::invalid_argument);
 }
+
+TEST_CASE("time_saved saturates instead of overflowing", "[telemetry]") {
+  // A 10 s function answered 10^9 times from the cache saved 10^19 ns: more than nanoseconds can
+  // hold. The answer is the largest duration, not a signed overflow (a negative "saving").
+  auto s = stats(1'000'000'000, 10, 10 * 10s);
+  CHECK(s.mean_load_time() == 10s);
+  CHECK(s.time_saved() == std::chrono::nanoseconds::max());
+  CHECK(larder::assess(s).kind == K::helping);
+  s.hits = std::uint64_t{1} << 63;  // more hits than an int64 holds
+  CHECK(s.time_saved() == std::chrono::nanoseconds::max());
+  s.hits = 3;
+  CHECK(s.time_saved() == 30s);
+  CHECK(larder::Stats{}.time_saved() == 0ns);
+}

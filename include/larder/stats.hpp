@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <limits>
 
 namespace larder {
 
@@ -36,9 +37,15 @@ struct Stats {
     const auto n = loads + load_failures;
     return n == 0 ? std::chrono::nanoseconds{0} : load_time / static_cast<std::int64_t>(n);
   }
-  /// Computation time the cache saved: answered calls times the mean load time.
+  /// Computation time the cache saved: answered calls times the mean load time, saturated at
+  /// nanoseconds::max() (about 292 years) where the product does not fit.
   std::chrono::nanoseconds time_saved() const noexcept {
-    return mean_load_time() * static_cast<std::int64_t>(hits + stale_serves);
+    const std::int64_t mean = mean_load_time().count();
+    const std::uint64_t answered = hits + stale_serves;
+    if (mean <= 0 || answered == 0) return std::chrono::nanoseconds{0};
+    if (answered > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max() / mean))
+      return std::chrono::nanoseconds::max();
+    return std::chrono::nanoseconds{mean * static_cast<std::int64_t>(answered)};
   }
 };
 
