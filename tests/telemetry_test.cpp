@@ -115,6 +115,26 @@ TEST_CASE("Prometheus labels are escaped; bad metric prefixes rejected", "[telem
   CHECK_THROWS_AS(larder::prometheus_text(odd, "has-dash"), std::invalid_argument);
 }
 
+TEST_CASE("Durations in verdicts read as numbers and never in e-notation", "[telemetry]") {
+  // 1500 hits x 1 s saved is 25 minutes, not "1.5e+03 s"; a mean just under 1 ms is "1 ms".
+  const auto long_saved = larder::assess(stats(1500, 100, 100 * 1s));
+  CHECK(long_saved.kind == K::helping);
+  CAPTURE(long_saved.reason);
+  CHECK(long_saved.reason.find("e+") == std::string::npos);
+  CHECK(long_saved.reason.find("25 min") != std::string::npos);
+
+  const auto just_under_ms = larder::assess(stats(900, 100, 100 * 999'999ns));
+  CAPTURE(just_under_ms.reason);
+  CHECK(just_under_ms.reason.find("e+") == std::string::npos);
+  CHECK(just_under_ms.reason.find("mean 1 ms each") != std::string::npos);
+
+  // A service saving thousands of hours: whole hours, not "5.56e+03 h".
+  const auto years = larder::assess(stats(1'000'000'000, 1000, 1000 * 20ms));
+  CAPTURE(years.reason);
+  CHECK(years.reason.find("e+") == std::string::npos);
+  CHECK(years.reason.find("5556 h") != std::string::npos);
+}
+
 TEST_CASE("time_saved saturates instead of overflowing", "[telemetry]") {
   // A 10 s function answered 10^9 times from the cache saved 10^19 ns: more than nanoseconds can
   // hold. The answer is the largest duration, not a signed overflow (a negative "saving").

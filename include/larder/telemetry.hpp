@@ -76,14 +76,18 @@ inline std::string_view to_string(Verdict::Kind k) noexcept {
 }
 
 namespace detail {
-/// 1.5 µs, 12.3 ms, 4.2 s, 2.1 h: three significant figures at most.
+/// 1.5 µs, 12.3 ms, 4.2 s, 25 min, 2.1 h, 5556 h: three significant figures at most (whole hours
+/// from 1000 h), never in e-notation. A unit is used while its value, rounded to three figures,
+/// stays under 1000 (999.9 µs reads "1 ms", not "1e+03 µs").
 inline std::string human_duration(std::chrono::nanoseconds d) {
   const double ns = static_cast<double>(d.count());
-  if (ns < 1e3) return fmt::format("{:.0f} ns", ns);
-  if (ns < 1e6) return fmt::format("{:.3g} µs", ns / 1e3);
-  if (ns < 1e9) return fmt::format("{:.3g} ms", ns / 1e6);
-  if (ns < 3600e9) return fmt::format("{:.3g} s", ns / 1e9);
-  return fmt::format("{:.3g} h", ns / 3600e9);
+  if (ns < 999.5) return fmt::format("{:.0f} ns", ns);
+  if (ns < 999.5e3) return fmt::format("{:.3g} µs", ns / 1e3);
+  if (ns < 999.5e6) return fmt::format("{:.3g} ms", ns / 1e6);
+  if (ns < 60e9) return fmt::format("{:.3g} s", ns / 1e9);
+  if (ns < 3600e9) return fmt::format("{:.3g} min", ns / 60e9);
+  if (ns < 999.5 * 3600e9) return fmt::format("{:.3g} h", ns / 3600e9);
+  return fmt::format("{:.0f} h", ns / 3600e9);
 }
 inline double share(std::uint64_t part, std::uint64_t whole) noexcept {
   return whole == 0 ? 0.0 : static_cast<double>(part) / static_cast<double>(whole);
