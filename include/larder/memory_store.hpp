@@ -217,8 +217,11 @@ class MemoryStore final : public Store {
     {
       std::lock_guard lock{s.mutex};
       old = find_locked<K, V>(s, ns, h, eq);
-      link_locked(s, node);
-      if (old != nullptr) unlink_locked(s, old);
+      if (old != nullptr) {
+        replace_locked(s, old, node);
+      } else {
+        link_locked(s, node);
+      }
       // Grow at load factor 3/4: a chain hop is a cache miss on the hit path.
       const std::size_t buckets = s.table.load(std::memory_order_relaxed)->mask + 1;
       if (s.count.load(std::memory_order_relaxed) * 4 > buckets * 3) old_table = grow_locked(s);
@@ -630,8 +633,8 @@ class MemoryStore final : public Store {
     s.count.store(s.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
 
-  /// Unlinks n from its chain. Readers standing on n keep walking: n->chain is left as it was.
-  static void unlink_locked(Shard& s, Node* n) {
+  /// The link that points to n: its bucket's head or its predecessor's chain.
+  static std::atomic<Node*>& link_to_locked(const Shard& s, const Node* n) {
     const Table* t = s.table.load(std::memory_order_relaxed);
     std::atomic<Node*>* link = &t->slots[n->hash & t->mask];
     for (Node* p = link->load(std::memory_order_relaxed); p != n;
@@ -639,9 +642,26 @@ class MemoryStore final : public Store {
       if (p == nullptr) throw std::logic_error("larder::MemoryStore: unlinking a missing entry");
       link = &p->chain;
     }
-    link->store(n->chain.load(std::memory_order_relaxed), std::memory_order_release);
+    return *link;
+  }
+
+  /// Unlinks n from its chain. Readers standing on n keep walking: n->chain is left as it was.
+  static void unlink_locked(Shard& s, Node* n) {
+    link_to_locked(s, n).store(n->chain.load(std::memory_order_relaxed), std::memory_order_release);
     n->linked = false;
     s.count.store(s.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  }
+
+  /// Puts n in old's place in its chain with one store, so that a reader finds one or the other,
+  /// never neither. (Linking n at the head and then unlinking old let a reader that had passed the
+  /// head before the link, and reached old's predecessor after the unlink, miss both: a key present
+  /// all along reported missing.) Readers standing on old keep walking: old->chain is left as it
+  /// was.
+  static void replace_locked(Shard& s, Node* old, Node* n) {
+    std::atomic<Node*>& link = link_to_locked(s, old);
+    n->chain.store(old->chain.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    link.store(n, std::memory_order_release);
+    old->linked = false;
   }
 
   /// Unlinks n if it is still linked; true if this call did.
