@@ -382,3 +382,56 @@ TEST_CASE("A thread reads a store, the store dies, and a new store takes its add
   CHECK_NOTHROW(second->check_invariants());
   second->~MemoryStore();
 }
+
+namespace {
+
+/// A thread-local object whose destructor reads the store: thread-local objects are destroyed in
+/// the reverse order of their construction, so one constructed before the thread's first read is
+/// destroyed after the store's own per-thread state (epoch record, stripe, generation filter).
+struct ReadsAtExit {
+  larder::MemoryStore* store = nullptr;
+  std::atomic<int>* wrong = nullptr;
+  std::atomic<int>* record_free = nullptr;
+  std::atomic<int>* stripe_owned = nullptr;
+  ~ReadsAtExit() {
+    if (store == nullptr) return;
+    Raw<std::string> d{*store, "stress:tls"};
+    for (std::int64_t k = 0; k < 300; ++k)
+      if (auto f = d.find(k, kNow); !f || !text_is_of(*f->value, k)) ++*wrong;
+    // The epoch record this thread reads under must still be its own (not back in the free list,
+    // where another thread may claim it).
+    if (!larder::detail::EpochDomain::global().record().in_use.load()) ++*record_free;
+    // Its stripe is no longer its own either: it may count there only as a thread without one.
+    if (larder::detail::StripeRegistry::current().owned) ++*stripe_owned;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("A thread-local destructor that reads a store after the store's thread state is gone",
+          "[memory][concurrency][stress]") {
+  // max_entries 10,000: the thread's generation filter grows past its inline slots (a heap array).
+  larder::MemoryStore store{{.max_entries = 10'000}};
+  Raw<std::string> d{store, "stress:tls"};
+  for (std::int64_t k = 0; k < 300; ++k) d.put(k, text_of(k, 0), kNow);
+  std::atomic<int> wrong{0};
+  std::atomic<int> record_free{0};
+  std::atomic<int> stripe_owned{0};
+  for (int t = 0; t < 4; ++t) {
+    std::thread th{[&] {
+      thread_local ReadsAtExit late;  // constructed before this thread's first read
+      late.store = &store;
+      late.wrong = &wrong;
+      late.record_free = &record_free;
+      late.stripe_owned = &stripe_owned;
+      for (std::int64_t k = 0; k < 300; ++k)
+        if (auto f = d.find(k, kNow); !f || !text_is_of(*f->value, k)) ++wrong;
+    }};
+    th.join();
+  }
+  CHECK(wrong == 0);
+  CHECK(record_free == 0);
+  CHECK(stripe_owned == 0);
+  store.maintain(kNow);
+  CHECK_NOTHROW(store.check_invariants());
+}

@@ -719,12 +719,28 @@ class MemoryStore final : public Store {
 
   /// A thread's generation filter (see record_read), one for every store it reads: the marks are
   /// salted with the store's id, so another store's marks never match and need no clearing.
+  /// Trivially destructible, so that it outlives every thread-local destructor of its thread (one
+  /// may read a store): the grown slots are freed by a MarksOwner, which puts the filter back on
+  /// its inline slots for the reads after it.
   struct ThreadMarks {
     std::uint64_t* slots = nullptr;  // `small` or `grown`; mask + 1 of them
     std::size_t mask = 0;
-    std::size_t failed = 0;  // the size whose allocation failed last (not tried again)
-    std::unique_ptr<std::uint64_t[]> grown;
+    std::size_t failed = 0;          // the size whose allocation failed last (not tried again)
+    std::uint64_t* grown = nullptr;  // owned by this thread's MarksOwner
+    bool exited = false;             // the MarksOwner is gone: never grown again
     std::array<std::uint64_t, kMinMarks> small{};
+  };
+  /// Frees a thread's grown filter when the thread exits. Constructed when the filter first grows:
+  /// a thread-local object constructed before that is destroyed after it, and reads on the inline
+  /// slots (it used to read the freed array: heap-use-after-free).
+  struct MarksOwner {
+    ThreadMarks& marks;
+    ~MarksOwner() {
+      marks.slots = marks.small.data();
+      marks.mask = marks.small.size() - 1;
+      marks.exited = true;
+      delete[] std::exchange(marks.grown, nullptr);
+    }
   };
   ThreadMarks& thread_marks() const noexcept {
     thread_local ThreadMarks marks;
@@ -736,9 +752,10 @@ class MemoryStore final : public Store {
       // Grown to what this store's generations need; if memory is short, the smaller filter only
       // notes more reads (a slot two keys share drops neither), and that size is not tried again
       // on every read (a store needing another size tries once).
-      if (marks.mask + 1 < mark_slots_) {
+      if (marks.mask + 1 < mark_slots_ && !marks.exited) {
         if (auto* bigger = new (std::nothrow) std::uint64_t[mark_slots_]()) {
-          marks.grown.reset(bigger);
+          thread_local MarksOwner owner{marks};
+          delete[] std::exchange(marks.grown, bigger);
           marks.slots = bigger;
           marks.mask = mark_slots_ - 1;
         } else {
