@@ -435,3 +435,77 @@ TEST_CASE("A thread-local destructor that reads a store after the store's thread
   store.maintain(kNow);
   CHECK_NOTHROW(store.check_invariants());
 }
+
+namespace {
+
+/// A function that notes how many of its calls run at once for each key.
+struct OverlapFn {
+  static constexpr std::int64_t kKeys = 6;
+  std::array<std::atomic<int>, kKeys> running{};
+  std::atomic<int> overlaps{0};
+  std::atomic<int> calls{0};
+  std::int64_t operator()(std::int64_t k) {
+    auto& r = running[static_cast<std::size_t>(k)];
+    if (r.fetch_add(1) != 0) ++overlaps;
+    ++calls;
+    for (int i = 0; i < 200; ++i) std::this_thread::yield();  // a computation that takes a while
+    r.fetch_sub(1);
+    return k * 1000 + 7;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("Cached: one computation per key at a time under calls, refreshes and invalidations",
+          "[cached][concurrency][stress]") {
+  for (const auto mode : {larder::Refresh::caller, larder::Refresh::background}) {
+    larder::FakeClock clock;
+    larder::MemoryStore store{{.max_entries = 64}};
+    OverlapFn fn;
+    std::atomic<int> wrong{0};
+    std::atomic<bool> done{false};
+    {
+      larder::ThreadPool pool{2};
+      larder::Cached c{
+          store,
+          "Stress",
+          "f",
+          [&fn](std::int64_t k) { return fn(k); },
+          {.ttl = 10s, .fresh_for = 1s, .refresh = mode, .clock = &clock, .executor = &pool}};
+      std::vector<std::thread> threads;
+      for (int t = 0; t < 3; ++t) {
+        threads.emplace_back([&, t] {
+          std::mt19937_64 rng(static_cast<std::uint64_t>(t) + 17);
+          for (int i = 0; i < 600; ++i) {
+            const auto k = static_cast<std::int64_t>(rng() % OverlapFn::kKeys);
+            switch (rng() % 8) {
+              case 0:
+                c.invalidate(k);
+                break;
+              case 1:
+                if (*c.refresh(k) != k * 1000 + 7) ++wrong;
+                break;
+              default:
+                if (*c(k) != k * 1000 + 7) ++wrong;
+            }
+          }
+        });
+      }
+      std::thread ticker{[&] {
+        while (!done.load(std::memory_order_relaxed)) {
+          clock.advance(300ms);  // entries go stale, then expire, while the calls run
+          std::this_thread::yield();
+        }
+      }};
+      for (auto& th : threads) th.join();
+      done = true;
+      ticker.join();
+      // ~Cached waits for the background refreshes still running, then ~ThreadPool joins.
+    }
+    CHECK(fn.overlaps == 0);
+    CHECK(wrong == 0);
+    CHECK(fn.calls > 0);
+    store.maintain(clock.now());
+    CHECK_NOTHROW(store.check_invariants());
+  }
+}
