@@ -18,7 +18,9 @@
 // exchange.
 //
 // Records are never freed: a thread's record returns to a free list when the thread exits and is
-// reused by the next thread, so the list is as long as the most threads ever alive at once.
+// reused by the next thread, so the list is as long as the most threads ever alive at once (plus
+// one for each thread that read a store from a thread-local destructor after its record was
+// released: see Holder).
 #pragma once
 
 #include <atomic>
