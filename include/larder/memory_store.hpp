@@ -244,13 +244,18 @@ class MemoryStore final : public Store {
       policy_mutex_.lock();
     }
     std::lock_guard lock{policy_mutex_, std::adopt_lock};
-    drain_writes_locked();
-    if (old_table != nullptr) retire(old_table);
-    if (old != nullptr) release_locked(old);
-    // This thread's buffered reads first, so the policy weighs the new entry against frequencies
-    // that include them (Caffeine drains its read buffer before a write, too).
-    drain_stripe_locked(read_buffer_[detail::stripe_index()]);
-    admit_locked(node);
+    try {
+      drain_writes_locked();
+      if (old_table != nullptr) retire(old_table);
+      if (old != nullptr) release_locked(old);
+      // This thread's buffered reads first, so the policy weighs the new entry against
+      // frequencies that include them (Caffeine drains its read buffer before a write, too).
+      drain_stripe_locked(read_buffer_[detail::stripe_index()]);
+      admit_locked(node);
+    } catch (...) {
+      abandon_locked(node);
+      throw;
+    }
     // Done with old and node: leave the read section, or this thread's own stale announcement would
     // keep the epoch from moving in the maintenance below.
     guard.reset();
@@ -903,6 +908,22 @@ class MemoryStore final : public Store {
         throw;
       }
       taken(slot);
+    }
+  }
+
+  /// Out of memory in a put before its entry was admitted: the entry is linked and pending, and
+  /// nothing else would admit it (it would stay in the table, never evicted nor expired, and leak
+  /// once erased). Hands it to the write buffer, whose next drain (this lock's unlock) retries it;
+  /// if the buffer is full, or the entry was erased meanwhile, takes it out and retires it (if that
+  /// allocation fails too, the entry leaks).
+  void abandon_locked(Node* n) noexcept {
+    if (n->state == State::live) return;
+    if (n->state == State::pending && write_buffer_.push(n)) return;
+    unlink_node(n);
+    n->state = State::removed;
+    try {
+      retire(n);
+    } catch (...) {
     }
   }
 
