@@ -338,21 +338,32 @@ TEST_CASE("Threads that exit with reads in their stripe, then those entries are 
   CHECK_NOTHROW(store.check_invariants());
 }
 
-TEST_CASE("A thread reads a store, the store dies, and a new store takes its address",
+TEST_CASE("A thread reads two stores, one dies, and a new store takes its address",
           "[memory][concurrency][stress]") {
+  // The thread keeps reading a store that lives throughout (a smaller one: another filter size)
+  // while the other is destroyed and a new one is built in its place.
+  larder::MemoryStore other{{.max_entries = 500}};
+  Raw<std::int64_t> o{other, "stress:other"};
+  for (std::int64_t k = 0; k < 400; ++k) o.put(k, k * 11, kNow);
   alignas(larder::MemoryStore) unsigned char space[sizeof(larder::MemoryStore)];
   auto* first = new (space) larder::MemoryStore{{.max_entries = 10'000}};
   std::mutex m;
   std::condition_variable cv;
   int phase = 0;  // 0: first store, 1: switching, 2: second store
   std::atomic<int> wrong{0};
+  auto read_other = [&](std::int64_t k) {
+    if (auto f = o.find(k % 400, kNow); !f || *f->value != (k % 400) * 11) ++wrong;
+  };
   std::thread reader{[&] {
     {
       Raw<std::string> d{*first, "stress:reuse"};
       for (std::int64_t k = 0; k < 2000; ++k) d.put(k, text_of(k, 1), kNow);
-      for (int pass = 0; pass < 3; ++pass)
-        for (std::int64_t k = 0; k < 2000; ++k)
+      for (int pass = 0; pass < 3; ++pass) {
+        for (std::int64_t k = 0; k < 2000; ++k) {
           if (auto f = d.find(k, kNow); !f || !text_is_of(*f->value, k)) ++wrong;
+          read_other(k);
+        }
+      }
     }
     std::unique_lock lock{m};
     phase = 1;
@@ -361,12 +372,17 @@ TEST_CASE("A thread reads a store, the store dies, and a new store takes its add
     lock.unlock();
     auto* second = std::launder(reinterpret_cast<larder::MemoryStore*>(space));
     Raw<std::string> d{*second, "stress:reuse"};
-    for (std::int64_t k = 0; k < 2000; ++k)
+    for (std::int64_t k = 0; k < 2000; ++k) {
       if (d.find(k, kNow)) ++wrong;  // a new store: nothing of the old one shows
+      read_other(k);
+    }
     for (std::int64_t k = 0; k < 2000; ++k) d.put(k, text_of(k, 2), kNow);
-    for (int pass = 0; pass < 3; ++pass)
-      for (std::int64_t k = 0; k < 2000; ++k)
+    for (int pass = 0; pass < 3; ++pass) {
+      for (std::int64_t k = 0; k < 2000; ++k) {
         if (auto f = d.find(k, kNow); !f || !text_is_of(*f->value, k)) ++wrong;
+        read_other(k);
+      }
+    }
   }};
   {
     std::unique_lock lock{m};
@@ -381,6 +397,8 @@ TEST_CASE("A thread reads a store, the store dies, and a new store takes its add
   CHECK(wrong == 0);
   CHECK_NOTHROW(second->check_invariants());
   second->~MemoryStore();
+  other.maintain(kNow);
+  CHECK_NOTHROW(other.check_invariants());
 }
 
 namespace {
