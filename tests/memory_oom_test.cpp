@@ -74,3 +74,35 @@ TEST_CASE("A put whose admission runs out of memory leaves no entry outside the 
   store.maintain(now);
   CHECK_NOTHROW(store.check_invariants());
 }
+
+TEST_CASE("A put whose table growth runs out of memory stores its entry all the same",
+          "[memory][failure]") {
+  using Key = std::tuple<std::int64_t>;
+  larder::MemoryStore store{{.max_entries = 100}};
+  const std::uint32_t ns = store.namespace_id<Key, std::int64_t>("oom:g");
+  const larder::TimePoint now{std::chrono::hours{24 * 365 * 56}};
+  // Hashes below 2^28 fold to themselves and all fall in the first shard (16 buckets, grown when
+  // a 13th entry arrives).
+  auto put = [&](std::int64_t k, bool fail) {
+    auto value = std::make_shared<const std::int64_t>(k * 2);
+    const larder::Stamps stamps{now, now + 1h, now + 1h};
+    auto eq = [k](const Key& key) { return std::get<0>(key) == k; };
+    // The entry's own allocation succeeds; the next one (the bigger table) fails.
+    allocations_before_failure = fail ? 1 : -1;
+    try {
+      store.put<Key, std::int64_t>(ns, static_cast<std::uint64_t>(k), eq, Key{k}, value, stamps);
+    } catch (...) {
+      allocations_before_failure = -1;
+      throw;
+    }
+    allocations_before_failure = -1;
+  };
+  for (std::int64_t k = 1; k <= 12; ++k) put(k, false);
+  // A bigger table is an optimisation: without memory for it, the chains are only longer.
+  CHECK_NOTHROW(put(13, true));
+  CHECK_NOTHROW(store.check_invariants());
+  for (std::int64_t k = 14; k <= 40; ++k) put(k, false);  // grows on a later put
+  store.maintain(now);
+  CHECK(store.size() == 40);
+  CHECK_NOTHROW(store.check_invariants());
+}

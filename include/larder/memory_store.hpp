@@ -224,7 +224,14 @@ class MemoryStore final : public Store {
       }
       // Grow at load factor 3/4: a chain hop is a cache miss on the hit path.
       const std::size_t buckets = s.table.load(std::memory_order_relaxed)->mask + 1;
-      if (s.count.load(std::memory_order_relaxed) * 4 > buckets * 3) old_table = grow_locked(s);
+      if (s.count.load(std::memory_order_relaxed) * 4 > buckets * 3) {
+        try {
+          old_table = grow_locked(s);
+        } catch (const std::bad_alloc&) {
+          // No memory for a bigger table: the chains are only longer (a later put tries again).
+          // Throwing here would leave `node` linked and never admitted.
+        }
+      }
     }
     if (!policy_mutex_.try_lock()) {
       // Another thread holds the policy: a new key (no old entry, no table to retire) waits in the
