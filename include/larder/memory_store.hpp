@@ -217,11 +217,21 @@ class MemoryStore final : public Store {
     {
       std::lock_guard lock{s.mutex};
       old = find_locked<K, V>(s, ns, h, eq);
-      link_locked(s, node);
-      if (old != nullptr) unlink_locked(s, old);
+      if (old != nullptr) {
+        replace_locked(s, old, node);
+      } else {
+        link_locked(s, node);
+      }
       // Grow at load factor 3/4: a chain hop is a cache miss on the hit path.
       const std::size_t buckets = s.table.load(std::memory_order_relaxed)->mask + 1;
-      if (s.count.load(std::memory_order_relaxed) * 4 > buckets * 3) old_table = grow_locked(s);
+      if (s.count.load(std::memory_order_relaxed) * 4 > buckets * 3) {
+        try {
+          old_table = grow_locked(s);
+        } catch (const std::bad_alloc&) {
+          // No memory for a bigger table: the chains are only longer (a later put tries again).
+          // Throwing here would leave `node` linked and never admitted.
+        }
+      }
     }
     if (!policy_mutex_.try_lock()) {
       // Another thread holds the policy: a new key (no old entry, no table to retire) waits in the
@@ -241,13 +251,18 @@ class MemoryStore final : public Store {
       policy_mutex_.lock();
     }
     std::lock_guard lock{policy_mutex_, std::adopt_lock};
-    drain_writes_locked();
-    if (old_table != nullptr) retire(old_table);
-    if (old != nullptr) release_locked(old);
-    // This thread's buffered reads first, so the policy weighs the new entry against frequencies
-    // that include them (Caffeine drains its read buffer before a write, too).
-    drain_stripe_locked(read_buffer_[detail::stripe_index()]);
-    admit_locked(node);
+    try {
+      drain_writes_locked();
+      if (old_table != nullptr) retire(old_table);
+      if (old != nullptr) release_locked(old);
+      // This thread's buffered reads first, so the policy weighs the new entry against
+      // frequencies that include them (Caffeine drains its read buffer before a write, too).
+      drain_stripe_locked(read_buffer_[detail::stripe_index()]);
+      admit_locked(node);
+    } catch (...) {
+      abandon_locked(node);
+      throw;
+    }
     // Done with old and node: leave the read section, or this thread's own stale announcement would
     // keep the epoch from moving in the maintenance below.
     guard.reset();
@@ -630,8 +645,8 @@ class MemoryStore final : public Store {
     s.count.store(s.count.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
 
-  /// Unlinks n from its chain. Readers standing on n keep walking: n->chain is left as it was.
-  static void unlink_locked(Shard& s, Node* n) {
+  /// The link that points to n: its bucket's head or its predecessor's chain.
+  static std::atomic<Node*>& link_to_locked(const Shard& s, const Node* n) {
     const Table* t = s.table.load(std::memory_order_relaxed);
     std::atomic<Node*>* link = &t->slots[n->hash & t->mask];
     for (Node* p = link->load(std::memory_order_relaxed); p != n;
@@ -639,9 +654,26 @@ class MemoryStore final : public Store {
       if (p == nullptr) throw std::logic_error("larder::MemoryStore: unlinking a missing entry");
       link = &p->chain;
     }
-    link->store(n->chain.load(std::memory_order_relaxed), std::memory_order_release);
+    return *link;
+  }
+
+  /// Unlinks n from its chain. Readers standing on n keep walking: n->chain is left as it was.
+  static void unlink_locked(Shard& s, Node* n) {
+    link_to_locked(s, n).store(n->chain.load(std::memory_order_relaxed), std::memory_order_release);
     n->linked = false;
     s.count.store(s.count.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  }
+
+  /// Puts n in old's place in its chain with one store, so that a reader finds one or the other,
+  /// never neither. (Linking n at the head and then unlinking old let a reader that had passed the
+  /// head before the link, and reached old's predecessor after the unlink, miss both: a key present
+  /// all along reported missing.) Readers standing on old keep walking: old->chain is left as it
+  /// was.
+  static void replace_locked(Shard& s, Node* old, Node* n) {
+    std::atomic<Node*>& link = link_to_locked(s, old);
+    n->chain.store(old->chain.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    link.store(n, std::memory_order_release);
+    old->linked = false;
   }
 
   /// Unlinks n if it is still linked; true if this call did.
@@ -699,12 +731,28 @@ class MemoryStore final : public Store {
 
   /// A thread's generation filter (see record_read), one for every store it reads: the marks are
   /// salted with the store's id, so another store's marks never match and need no clearing.
+  /// Trivially destructible, so that it outlives every thread-local destructor of its thread (one
+  /// may read a store): the grown slots are freed by a MarksOwner, which puts the filter back on
+  /// its inline slots for the reads after it.
   struct ThreadMarks {
     std::uint64_t* slots = nullptr;  // `small` or `grown`; mask + 1 of them
     std::size_t mask = 0;
-    std::size_t failed = 0;  // the size whose allocation failed last (not tried again)
-    std::unique_ptr<std::uint64_t[]> grown;
+    std::size_t failed = 0;          // the size whose allocation failed last (not tried again)
+    std::uint64_t* grown = nullptr;  // owned by this thread's MarksOwner
+    bool exited = false;             // the MarksOwner is gone: never grown again
     std::array<std::uint64_t, kMinMarks> small{};
+  };
+  /// Frees a thread's grown filter when the thread exits. Constructed when the filter first grows:
+  /// a thread-local object constructed before that is destroyed after it, and reads on the inline
+  /// slots (it used to read the freed array: heap-use-after-free).
+  struct MarksOwner {
+    ThreadMarks& marks;
+    ~MarksOwner() {
+      marks.slots = marks.small.data();
+      marks.mask = marks.small.size() - 1;
+      marks.exited = true;
+      delete[] std::exchange(marks.grown, nullptr);
+    }
   };
   ThreadMarks& thread_marks() const noexcept {
     thread_local ThreadMarks marks;
@@ -716,9 +764,10 @@ class MemoryStore final : public Store {
       // Grown to what this store's generations need; if memory is short, the smaller filter only
       // notes more reads (a slot two keys share drops neither), and that size is not tried again
       // on every read (a store needing another size tries once).
-      if (marks.mask + 1 < mark_slots_) {
+      if (marks.mask + 1 < mark_slots_ && !marks.exited) {
         if (auto* bigger = new (std::nothrow) std::uint64_t[mark_slots_]()) {
-          marks.grown.reset(bigger);
+          thread_local MarksOwner owner{marks};
+          delete[] std::exchange(marks.grown, bigger);
           marks.slots = bigger;
           marks.mask = mark_slots_ - 1;
         } else {
@@ -866,6 +915,22 @@ class MemoryStore final : public Store {
         throw;
       }
       taken(slot);
+    }
+  }
+
+  /// Out of memory in a put before its entry was admitted: the entry is linked and pending, and
+  /// nothing else would admit it (it would stay in the table, never evicted nor expired, and leak
+  /// once erased). Hands it to the write buffer, whose next drain (this lock's unlock) retries it;
+  /// if the buffer is full, or the entry was erased meanwhile, takes it out and retires it (if that
+  /// allocation fails too, the entry leaks).
+  void abandon_locked(Node* n) noexcept {
+    if (n->state == State::live) return;
+    if (n->state == State::pending && write_buffer_.push(n)) return;
+    unlink_node(n);
+    n->state = State::removed;
+    try {
+      retire(n);
+    } catch (...) {
     }
   }
 

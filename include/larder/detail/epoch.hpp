@@ -18,7 +18,9 @@
 // exchange.
 //
 // Records are never freed: a thread's record returns to a free list when the thread exits and is
-// reused by the next thread, so the list is as long as the most threads ever alive at once.
+// reused by the next thread, so the list is as long as the most threads ever alive at once (plus
+// one for each thread that read a store from a thread-local destructor after its record was
+// released: see Holder).
 #pragma once
 
 #include <atomic>
@@ -53,7 +55,7 @@ class EpochDomain {
   /// This thread's record, claimed on first use and released when the thread exits.
   /// (The fast path is one constant-initialized thread-local load, with no guard.)
   Record& record() {
-    thread_local Record* cached = nullptr;
+    Record*& cached = cached_record();
     if (cached == nullptr) [[unlikely]]
       cached = claim_record();
     return *cached;
@@ -99,13 +101,37 @@ class EpochDomain {
   }
 
  private:
+  /// Releases the thread's record when the thread exits. A thread-local object constructed before
+  /// the thread's first read is destroyed after this, and may still read a store: it then reads
+  /// under a record of its own (see claim_record), not under the released one, which another
+  /// thread may have claimed (two threads on one record: one's exit from a read section would end
+  /// the other's, and the node it reads could be freed).
   struct Holder {
     explicit Holder(EpochDomain& d) : record{d.acquire_record()} {}
-    ~Holder() { record->in_use.store(false, std::memory_order_release); }
+    ~Holder() {
+      cached_record() = nullptr;
+      exited() = true;
+      record->in_use.store(false, std::memory_order_release);
+    }
     Record* record;
   };
 
+  /// The calling thread's record, or null before its first read (trivially destructible: usable
+  /// in every thread-local destructor).
+  static Record*& cached_record() noexcept {
+    thread_local Record* cached = nullptr;
+    return cached;
+  }
+  /// True once the calling thread's Holder is destroyed.
+  static bool& exited() noexcept {
+    thread_local bool gone = false;
+    return gone;
+  }
+
   [[gnu::noinline]] Record* claim_record() {
+    // Reads after the holder is gone (thread-local destructors) take a record for good: nothing
+    // is left in the thread to release it. One record per such thread, never freed.
+    if (exited()) return acquire_record();
     thread_local Holder holder{*this};
     return holder.record;
   }

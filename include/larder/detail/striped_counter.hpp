@@ -29,7 +29,7 @@ class StripeRegistry {
  public:
   /// Constant-initialized, so that the fast path is one thread-local load and no guard.
   static const ThreadStripe& current() noexcept {
-    thread_local ThreadStripe stripe{kUnset, false};
+    ThreadStripe& stripe = cell();
     if (stripe.index == kUnset) [[unlikely]]
       stripe = first_use();
     return stripe;
@@ -37,6 +37,12 @@ class StripeRegistry {
 
  private:
   static constexpr std::size_t kUnset = ~std::size_t{0};
+
+  /// The calling thread's stripe (trivially destructible: usable in every thread-local destructor).
+  static ThreadStripe& cell() noexcept {
+    thread_local ThreadStripe stripe{kUnset, false};
+    return stripe;
+  }
 
   /// Claims a stripe for the thread, released when the thread exits.
   [[gnu::noinline]] static ThreadStripe first_use() noexcept {
@@ -46,9 +52,13 @@ class StripeRegistry {
 
   struct Claim {
     Claim() noexcept : stripe{claim()} {}
+    /// Releases the stripe. A thread-local object constructed before the thread's first use is
+    /// destroyed after this and may still count: it then shares the stripe as an unowned thread
+    /// (atomically), since another thread may own it by then.
     ~Claim() {
-      if (stripe.owned)
-        taken().fetch_and(~(std::uint32_t{1} << stripe.index), std::memory_order_release);
+      if (!stripe.owned) return;
+      cell().owned = false;
+      taken().fetch_and(~(std::uint32_t{1} << stripe.index), std::memory_order_release);
     }
     Claim(const Claim&) = delete;
     Claim& operator=(const Claim&) = delete;

@@ -1,0 +1,108 @@
+// MemoryStore when an allocation fails inside a put: the entry must not be left in the table
+// outside the policy. Its own executable: it replaces the global operator new (to fail the n-th
+// allocation of the calling thread on demand), which must not touch the other tests.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <larder/larder.hpp>
+#include <memory>
+#include <new>
+#include <string>
+#include <tuple>
+
+#include "support/catch.hpp"
+
+namespace {
+// Allocations of this thread still allowed before one fails; negative: none fails.
+thread_local int allocations_before_failure = -1;
+void* allocate(std::size_t n) {
+  if (allocations_before_failure >= 0 && allocations_before_failure-- == 0) throw std::bad_alloc{};
+  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
+  throw std::bad_alloc{};
+}
+}  // namespace
+
+void* operator new(std::size_t n) { return allocate(n); }
+void* operator new[](std::size_t n) { return allocate(n); }
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
+  try {
+    return allocate(n);
+  } catch (...) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+
+using namespace std::chrono_literals;
+
+TEST_CASE("A put whose admission runs out of memory leaves no entry outside the policy",
+          "[memory][failure]") {
+  using Key = std::tuple<std::int64_t>;
+  larder::MemoryStore store{{.max_entries = 100}};
+  const std::uint32_t ns = store.namespace_id<Key, std::int64_t>("oom:f");
+  const larder::TimePoint now{std::chrono::hours{24 * 365 * 56}};
+  auto put = [&](std::int64_t k, std::chrono::nanoseconds ttl, bool fail) {
+    auto value = std::make_shared<const std::int64_t>(k * 2);
+    const larder::Stamps stamps{now, now + ttl, now + ttl};
+    auto eq = [k](const Key& key) { return std::get<0>(key) == k; };
+    // The entry's own allocation succeeds; the next one (its calendar bucket: a new expiry tick)
+    // fails.
+    allocations_before_failure = fail ? 1 : -1;
+    try {
+      store.put<Key, std::int64_t>(ns, larder::detail::mix64(static_cast<std::uint64_t>(k)), eq,
+                                   Key{k}, value, stamps);
+    } catch (...) {
+      allocations_before_failure = -1;
+      throw;
+    }
+    allocations_before_failure = -1;
+  };
+  put(1, 1h, false);  // warms up the thread's epoch record, stripe and filter
+  CHECK_THROWS_AS(put(2, 2h, true), std::bad_alloc);
+  // The failed entry may be admitted later or dropped, but nothing may be in the table that the
+  // policy and the calendar do not know (it would never be evicted nor expire).
+  store.maintain(now);
+  CHECK_NOTHROW(store.check_invariants());
+  put(3, 3h, false);
+  store.maintain(now);
+  CHECK_NOTHROW(store.check_invariants());
+}
+
+TEST_CASE("A put whose table growth runs out of memory stores its entry all the same",
+          "[memory][failure]") {
+  using Key = std::tuple<std::int64_t>;
+  larder::MemoryStore store{{.max_entries = 100}};
+  const std::uint32_t ns = store.namespace_id<Key, std::int64_t>("oom:g");
+  const larder::TimePoint now{std::chrono::hours{24 * 365 * 56}};
+  // Hashes below 2^28 fold to themselves and all fall in the first shard (16 buckets, grown when
+  // a 13th entry arrives).
+  auto put = [&](std::int64_t k, bool fail) {
+    auto value = std::make_shared<const std::int64_t>(k * 2);
+    const larder::Stamps stamps{now, now + 1h, now + 1h};
+    auto eq = [k](const Key& key) { return std::get<0>(key) == k; };
+    // The entry's own allocation succeeds; the next one (the bigger table) fails.
+    allocations_before_failure = fail ? 1 : -1;
+    try {
+      store.put<Key, std::int64_t>(ns, static_cast<std::uint64_t>(k), eq, Key{k}, value, stamps);
+    } catch (...) {
+      allocations_before_failure = -1;
+      throw;
+    }
+    allocations_before_failure = -1;
+  };
+  for (std::int64_t k = 1; k <= 12; ++k) put(k, false);
+  // A bigger table is an optimisation: without memory for it, the chains are only longer.
+  CHECK_NOTHROW(put(13, true));
+  CHECK_NOTHROW(store.check_invariants());
+  for (std::int64_t k = 14; k <= 40; ++k) put(k, false);  // grows on a later put
+  store.maintain(now);
+  CHECK(store.size() == 40);
+  CHECK_NOTHROW(store.check_invariants());
+}
