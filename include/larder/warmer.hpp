@@ -223,14 +223,14 @@ class Warmer {
   /// Waits until nothing is queued or running.
   void wait_idle() {
     std::unique_lock lock{mutex_};
-    idle_cv_.wait(lock, [this] { return queue_.empty() && running_ == 0; });
+    idle_cv_.wait(lock, [this] { return idle_locked(); });
   }
   /// As wait_idle(), for at most `timeout`; true if idle. A timeout of zero or less answers at
   /// once; one too long for the steady clock (nanoseconds::max(), hours::max()) waits as
   /// wait_idle() does.
   template <class Rep, class Period>
   bool wait_idle_for(std::chrono::duration<Rep, Period> timeout) {
-    const auto idle = [this] { return queue_.empty() && running_ == 0; };
+    const auto idle = [this] { return idle_locked(); };
     std::unique_lock lock{mutex_};
     if (!(timeout > timeout.zero())) return idle();  // (also a NaN)
     // Not cv.wait_for: it adds the timeout to now unchecked (signed overflow for a huge one).
@@ -297,6 +297,8 @@ class Warmer {
   const WarmerOptions& options() const noexcept { return opts_; }
 
  private:
+  /// Nothing queued or running; mutex_ held.
+  bool idle_locked() const { return queue_.empty() && running_ == 0; }
   void start() {
     if (opts_.capacity == 0)
       throw std::invalid_argument("larder::WarmerOptions: capacity must be at least 1");
@@ -365,7 +367,7 @@ class Warmer {
         ++failed_;
         last_error_ = std::move(error);
       }
-      if (queue_.empty() && running_ == 0) idle_cv_.notify_all();
+      if (idle_locked()) idle_cv_.notify_all();
     }
   }
 
