@@ -207,6 +207,29 @@ TEST_CASE("get_many with a batched loader makes one call for all the missing key
   CHECK(loader.batches.size() == 1);
 }
 
+TEST_CASE("get_many stores none of the values cache_if refuses, in either tier",
+          "[bulk][cache_if]") {
+  OneProcess p;
+  auto& [clock, shared, l1, store] = p;
+  CountingFn fn;
+  BatchLoader loader;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 1h, .clock = &clock}};
+  c.cache_if([](std::int64_t v) { return v != 30; });
+  for (auto* with_loader : {&loader, static_cast<BatchLoader*>(nullptr)}) {
+    INFO((with_loader ? "batched loader" : "fn per key"));
+    const int sets = shared.sets;
+    auto rs = with_loader ? c.get_many(Ids{1, 3, 5}, std::ref(loader)) : c.get_many(Ids{6, 3, 7});
+    CHECK(values_of(rs)[1] == 30);  // returned all the same
+    CHECK(shared.sets - sets == 2);
+    CHECK_FALSE(shared.peek(c.key(3)).has_value());
+    CHECK(l1.size() == (with_loader ? 2u : 4u));
+  }
+  const int calls = fn.calls;
+  auto again = c.get_many(Ids{1, 3, 5});
+  CHECK(sources_of(again) == std::vector{Source::memory, Source::computed, Source::memory});
+  CHECK(fn.calls == calls + 1);
+}
+
 TEST_CASE("get_many reads the byte tier with one get_many call, and the keys it locks once more",
           "[bulk]") {
   larder::FakeClock clock;

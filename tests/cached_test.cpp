@@ -373,6 +373,69 @@ TEST_CASE("invalidate drops the entry and refresh recomputes", "[cached]") {
   CHECK(*c(2) == 27);  // a failed refresh leaves the entry as it was
 }
 
+TEST_CASE("cache_if: a refused result is returned and shared with waiters, never stored",
+          "[cached][cache_if]") {
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 1h}};
+  c.cache_if([](std::int64_t v) { return v % 10 == 0; });  // offset 0 kept, any other refused
+  fn.offset = 3;
+  fn.close_gate();
+  std::vector<std::future<larder::Result<std::int64_t>>> results;
+  results.push_back(std::async(std::launch::async, [&] { return c(4); }));
+  fn.wait_inside(1);
+  for (int i = 0; i < 4; ++i)
+    results.push_back(std::async(std::launch::async, [&] { return c(4); }));
+  while (c.stats().waiting < 4) std::this_thread::yield();
+  fn.open_gate();
+  for (auto& f : results) CHECK(*f.get() == 43);
+  CHECK(fn.calls == 1);  // the waiters shared the refused value...
+  CHECK(store.size() == 0);
+  CHECK(c(4).source() == larder::Source::computed);  // ...which was not stored
+  CHECK(fn.calls == 2);
+  fn.offset = 0;
+  CHECK(*c(4) == 40);  // an accepted one is
+  CHECK(c(4).source() == larder::Source::memory);
+  CHECK(fn.calls == 3);
+}
+
+TEST_CASE("cache_if: a refused refresh or stale recompute drops the entry it replaces",
+          "[cached][cache_if]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 24h, .fresh_for = 1h, .clock = &clock}};
+  c.cache_if([](std::int64_t v) { return v % 10 == 0; });
+  CHECK(*c(1) == 10);
+  CHECK(*c(2) == 20);
+  fn.offset = 5;
+  CHECK(*c.refresh(1) == 15);  // refused: the old 10 must not be served afterwards
+  CHECK(c(1).source() == larder::Source::computed);
+  clock.advance(2h);  // 2 is stale: its recompute (on the caller) is refused, and the stale 20 goes
+  auto r = c(2);
+  CHECK(*r == 25);
+  CHECK_FALSE(r.stale());
+  CHECK(c(2).source() == larder::Source::computed);
+  CHECK(store.size() == 0);
+}
+
+TEST_CASE("cache_if: a throwing predicate fails the computation like fn", "[cached][cache_if]") {
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 1h}};
+  c.cache_if([](std::int64_t v) -> bool {
+    if (v == 70) throw std::runtime_error("cannot judge 70");
+    return true;
+  });
+  CHECK_THROWS_WITH(c(7), "cannot judge 70");
+  CHECK(c.stats().load_failures == 1);
+  CHECK(*c(8) == 80);
+  CHECK(c(8).source() == larder::Source::memory);
+  c.cache_if({});  // empty: keep everything (nothing judges 70 now)
+  CHECK(*c(7) == 70);
+  CHECK(c(7).source() == larder::Source::memory);
+}
+
 TEST_CASE("stats count hits, misses, loads and load time", "[cached][stats]") {
   larder::MemoryStore store;
   larder::Cached c{store, "T", "slow", [](std::int64_t id) {

@@ -316,6 +316,40 @@ TEST_CASE("JsonCache over a byte store keeps the raw text and serves it to anoth
   CHECK(b.stats().cache.hits == 1);
 }
 
+TEST_CASE("JsonCache: a missing entity costs the shared tier no write, delete or publish",
+          "[json]") {
+  larder::FakeClock clock;
+  larder::testing::MapByteStore bytes{clock};
+  larder::MemoryStore l1;
+  larder::TieredStore tiered{l1, bytes};
+  FooRepository repo;
+  fill(repo, 2);
+  larder::Options opts{.ttl = 1h, .clock = &clock};
+  larder::JsonCache<Foo> foos{tiered, "Foo", repo, opts};
+
+  for (int i = 0; i < 3; ++i) CHECK_FALSE(foos.get(7).has_value());
+  auto list = foos.get_many(std::vector<std::int64_t>{7, 1, 8});
+  CHECK(list.missing == std::vector<std::int64_t>{7, 8});
+  CHECK(list.text == "[" + fresh_dump(repo, 1) + "]");
+  CHECK(bytes.sets == 1);    // entity 1's text only
+  CHECK(bytes.erases == 0);  // (before: a SET of an empty text, then a DEL, for each miss)
+  CHECK(foos.stats().not_found == 5);
+  CHECK(l1.size() == 1);
+
+  repo.put(make_foo(7, 1));  // created later: visible at once
+  REQUIRE(foos.get(7).has_value());
+
+  // An empty text stored by an older larder (which kept it briefly) is still dropped on sight.
+  larder::Cached<larder::JsonText (*)(const std::int64_t&)> old{
+      bytes, "Foo", "json", [](const std::int64_t&) { return larder::JsonText{}; }, opts};
+  CHECK(old(9)->empty());
+  REQUIRE(bytes.peek(foos.key(9)).has_value());
+  repo.put(make_foo(9, 1));
+  CHECK_FALSE(foos.get(9).has_value());              // served from the tier as it was...
+  CHECK_FALSE(bytes.peek(foos.key(9)).has_value());  // ...and dropped
+  CHECK(foos.get(9).has_value());
+}
+
 TEST_CASE("JsonCache: a failing store never loses the caller's text", "[json]") {
   larder::FakeClock clock;
   larder::testing::MapByteStore bytes{clock};

@@ -276,6 +276,20 @@ class Cached<Fn, detail::Signature<R, A...>> {
     return s;
   }
 
+  /// Keeps only the results `keep` accepts (Spring's @Cacheable `unless`, inverted): a computed
+  /// value it refuses is returned, and handed to the callers waiting for the same key, but stored
+  /// in no tier, and the entry it was computed to replace (a stale entry, or the old value under
+  /// refresh()) is dropped instead. For results that must not be remembered, such as "not found"
+  /// (JsonCache uses it so that a missing entity costs the shared tier nothing). Other processes
+  /// waiting on the key's shared-tier lock find no value and compute it themselves, one at a
+  /// time. `keep` runs after fn, on the computing thread; if it throws, the computation failed
+  /// (as if fn had thrown). An empty function keeps every result (the default). Set it before
+  /// the Cached is shared between threads: it is not synchronized.
+  Cached& cache_if(std::function<bool(const value_type&)> keep) {
+    keep_ = std::move(keep);
+    return *this;
+  }
+
   const Options& options() const noexcept { return opts_; }
   /// "{prefix}:v{schema}:{Class}:{function}:", the start of every key of this function.
   const std::string& key_prefix() const noexcept { return head_; }
@@ -695,8 +709,10 @@ class Cached<Fn, detail::Signature<R, A...>> {
                                 std::optional<Stale> stale, detail::param_t<A>... args) {
     const auto t0 = std::chrono::steady_clock::now();
     std::shared_ptr<const value_type> value;
+    bool keep = true;
     try {
       value = std::make_shared<const value_type>(std::invoke(fn_, args...));
+      if (keep_) keep = keep_(*value);
     } catch (...) {
       load_time_ns_.add(elapsed_ns(t0));
       load_failures_.add();
@@ -716,8 +732,16 @@ class Cached<Fn, detail::Signature<R, A...>> {
     load_time_ns_.add(elapsed_ns(t0));
     loads_.add();
     const Stamps stamps = make_stamps(clock_->now());
-    fill_memory(call, value, stamps);
-    write_remote(call.key, *value, stamps);
+    if (keep) {
+      fill_memory(call, value, stamps);
+      write_remote(call.key, *value, stamps);
+    } else if (stale) {
+      erase_everywhere(call);  // the stale entry must not outlive what replaced it
+    } else if (RefreshWrite* w = RefreshWrite::current; w && w->key == &call.key) {
+      // refresh(): its old value must go too (refresh deletes the shared tier's copy itself,
+      // as nothing was written there). A cold miss has nothing to drop.
+      erase_memory(call);
+    }
     leader.complete(value, stamps);
     return result_type{std::move(value), Source::computed, false, stamps.written, stamps.written};
   }
@@ -799,11 +823,14 @@ class Cached<Fn, detail::Signature<R, A...>> {
   }
 
   void erase_everywhere(const Call& call) {
-    if (mem_) {
-      auto eq = [&](const Key& k) { return k == call.stored_key; };
-      mem_->template erase<Key, value_type>(ns_, call.hash, eq);
-    }
+    erase_memory(call);
     if (bytes_) erase_remote(call.key, /*refresh=*/false);
+  }
+
+  void erase_memory(const Call& call) {
+    if (!mem_) return;
+    auto eq = [&](const Key& k) { return k == call.stored_key; };
+    mem_->template erase<Key, value_type>(ns_, call.hash, eq);
   }
 
   /// Deletes the key from the shared tier, even while it is unavailable: a RedisStore remembers a
@@ -1233,6 +1260,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     for (auto& [m, leader] : led) batch.push_back(entities[m->index]);
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<value_type> values;
+    std::vector<bool> keep;  // cache_if's verdicts, taken here so that a throwing one fails all
     try {
       values = std::apply(
           [&](const auto&... p) {
@@ -1244,6 +1272,9 @@ class Cached<Fn, detail::Signature<R, A...>> {
         throw std::logic_error(
             fmt::format("larder: the batched loader of '{}' returned {} values for {} entities",
                         head_, values.size(), batch.size()));
+      keep.resize(values.size(), true);
+      if (keep_)
+        for (std::size_t k = 0; k < values.size(); ++k) keep[k] = keep_(values[k]);
     } catch (...) {
       load_time_ns_.add(elapsed_ns(t0));
       load_failures_.add(led.size());
@@ -1256,8 +1287,10 @@ class Cached<Fn, detail::Signature<R, A...>> {
       auto& [m, leader] = led[k];
       auto value = std::make_shared<const value_type>(std::move(values[k]));
       const Stamps stamps = make_stamps(clock_->now());
-      fill_memory(m->call, value, stamps);
-      write_remote(m->call.key, *value, stamps);
+      if (keep[k]) {  // led keys are cold: a refused value has no entry to replace
+        fill_memory(m->call, value, stamps);
+        write_remote(m->call.key, *value, stamps);
+      }
       leader->complete(value, stamps);
       out[m->index].emplace(std::move(value), Source::computed, false, stamps.written,
                             stamps.written);
@@ -1267,6 +1300,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
   Fn fn_;
   Options opts_;
+  std::function<bool(const value_type&)> keep_;  // cache_if; empty: keep every result
   Store* store_;
   Clock* clock_ = nullptr;
   bool system_clock_ = false;  // clock_ is SystemClock::instance(): read it without a virtual call

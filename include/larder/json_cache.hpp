@@ -166,6 +166,9 @@ class JsonCache {
         jopts_{json},
         cached_{store, model, "json", Compute{this}, std::move(options)} {
     if (!serialize_) throw std::invalid_argument("larder::JsonCache: the serializer is empty");
+    // An absent entity's empty text is returned to its callers but never stored: a flood of
+    // requests for missing IDs costs the shared tier no write, delete or publish.
+    cached_.cache_if([](const JsonText& t) { return !t.empty(); });
     load_ = [&repo](std::span<const Id> ids) {
       std::vector<typename Repo::id_type> repo_ids(ids.begin(), ids.end());
       std::vector<Entity> out;
@@ -192,7 +195,7 @@ class JsonCache {
     check_id(id);
     auto r = cached_(id);
     if (r->empty()) {
-      forget_absent(id);
+      forget_absent(id, r.source());
       return std::nullopt;
     }
     bytes_served_.fetch_add(r->size(), std::memory_order_relaxed);
@@ -217,7 +220,7 @@ class JsonCache {
       const JsonText& t = *results[i];
       if (t.empty()) {
         out.missing.push_back(ids[i]);
-        forget_absent(ids[i]);
+        forget_absent(ids[i], results[i].source());
         continue;
       }
       if (out.items++ > 0) out.text += ',';
@@ -239,7 +242,7 @@ class JsonCache {
     check_id(id);
     auto r = cached_.refresh(id);
     if (r->empty()) {
-      forget_absent(id);
+      forget_absent(id, r.source());
       return std::nullopt;
     }
     return *r;
@@ -311,7 +314,7 @@ class JsonCache {
 
  private:
   /// The function Cached memoizes: an ID's text, or an empty JsonText when the entity is absent
-  /// (never kept: get() drops it at once, see forget_absent).
+  /// (never stored: see cache_if in the constructor).
   struct Compute {
     JsonCache* self;
     JsonText operator()(const Id& id) const { return self->compute_one(id); }
@@ -343,11 +346,12 @@ class JsonCache {
     return out;
   }
 
-  /// An absent entity was computed (and briefly stored by Cached): drop it, so that an entity
-  /// created later is not hidden by a cached "absent".
-  void forget_absent(const Id& id) {
+  /// An absent entity. A computed (or coalesced) empty text was stored nowhere (cache_if), and
+  /// refresh() dropped the old text; one read from a store (written by a version of larder that
+  /// kept them) is dropped, so that an entity created later is not hidden by a cached "absent".
+  void forget_absent(const Id& id, Source source) {
     not_found_.fetch_add(1, std::memory_order_relaxed);
-    cached_.invalidate(id);
+    if (source == Source::memory || source == Source::remote) cached_.invalidate(id);
   }
 
   void check_id(const Id& id) const {

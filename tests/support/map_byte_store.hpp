@@ -32,6 +32,7 @@ class MapByteStore final : public ByteStore {
         Item{std::string(bytes), larder::detail::saturating_add(clock_.now(), ttl)};
   }
   void erase(std::string_view key) override {
+    ++erases;
     maybe_fail();
     std::lock_guard lock{mutex_};
     data_.erase(std::string(key));
@@ -70,6 +71,7 @@ class MapByteStore final : public ByteStore {
   std::atomic<bool> failing{false};  // every call throws StoreError while set
   std::atomic<int> gets{0};
   std::atomic<int> sets{0};
+  std::atomic<int> erases{0};
 
  private:
   void maybe_fail() const {
