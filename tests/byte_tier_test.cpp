@@ -1,5 +1,6 @@
 // The byte tier (shared store) path of Cached, on an in-process ByteStore double: payload round
 // trip, cross-"process" sharing, the lock, bad bytes, and store failures that must not fail a call.
+#include <atomic>
 #include <cstdint>
 #include <future>
 #include <larder/larder.hpp>
@@ -124,6 +125,32 @@ TEST_CASE("Garbage, foreign keys and other schemas are misses, counted and overw
   shared.poke(key, bytes.substr(0, bytes.find('\n') + 1) + "\"not a number\"");
   CHECK(*c(1) == 10);
   CHECK(c.stats().decode_errors == 4);
+}
+
+TEST_CASE("A hashed key's payload carries the whole key, so colliding calls never share a value",
+          "[bytes][decode]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  std::atomic<int> calls{0};
+  auto search = [&calls](std::int64_t id, const std::string& query) {
+    ++calls;
+    return query.substr(0, 3) + std::to_string(id);
+  };
+  larder::Cached c{shared, "T", "search", search, {.ttl = 1h, .clock = &clock}};
+  const std::string a(300, 'a'), b(300, 'b');
+  CHECK(*c(1, a) == "aaa1");
+  const auto key_a = c.key(1, a);
+  CHECK(key_a.size() <= c.options().max_key_length);
+  CHECK(key_a.find('#') != std::string::npos);  // its tail is hashed
+  const auto raw = shared.peek(key_a);
+  REQUIRE(raw);
+  CHECK(raw->find(" larder:v1:T:search:" + a + ":1\n\"aaa1\"") != std::string::npos);
+  // A collision, made by hand: a's payload under b's key. Only the whole key tells them apart.
+  shared.poke(c.key(1, b), *raw);
+  CHECK(*c(1, b) == "bbb1");
+  CHECK(c.stats().decode_errors == 1);
+  CHECK(*c(1, a) == "aaa1");
+  CHECK(calls == 2);  // a's value was still served to a
 }
 
 TEST_CASE("A failing byte store never fails the call", "[bytes][failure]") {

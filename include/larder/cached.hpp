@@ -207,7 +207,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
             if (probe.stale)
               return on_stale_probe(h, now, std::forward_as_tuple(id, params...), args...);
           }
-          return on_miss(Call{h, render(id, params...), make_key(id, params...)}, now, args...);
+          return on_miss(make_call(h, id, params...), now, args...);
         },
         args...);
   }
@@ -224,7 +224,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
   void invalidate(detail::param_t<A>... args) {
     with_parts(
         [&](const auto& id, const auto&... params) {
-          Call call{hash_of(id, params...), render(id, params...), make_key(id, params...)};
+          Call call = make_call(hash_of(id, params...), id, params...);
           erase_everywhere(call);
           broadcast(call);
         },
@@ -240,11 +240,11 @@ class Cached<Fn, detail::Signature<R, A...>> {
   result_type refresh(detail::param_t<A>... args) {
     return with_parts(
         [&](const auto& id, const auto&... params) -> result_type {
-          Call call{hash_of(id, params...), render(id, params...), make_key(id, params...)};
+          Call call = make_call(hash_of(id, params...), id, params...);
           for (;;) {
-            auto ticket = flights_.join(call.key);
+            auto ticket = flights_.join(call.identity_key());
             if (ticket.leader) {
-              typename Flights::Leader leader{flights_, call.key, ticket.flight};
+              typename Flights::Leader leader{flights_, call.identity_key(), ticket.flight};
               RefreshWrite write{&call.key};
               result_type r = compute_and_store(call, leader, std::nullopt, args...);
               if (bytes_ && !write.written) erase_remote(call.key, /*refresh=*/true);
@@ -362,9 +362,20 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// What the slow paths need to know of a call.
   struct Call {
     std::uint64_t hash;
-    std::string key;  // rendered
+    std::string key;  // rendered (its tail hashed if too long): the byte store's key
     Key stored_key;
+    std::string identity;  // when `key` is hashed: the whole rendered key; else empty
+    /// The call's full rendered key, which no other call shares: what single-flight keys on and
+    /// a byte-store payload must carry (a hashed `key` might collide; this cannot).
+    const std::string& identity_key() const noexcept { return identity.empty() ? key : identity; }
   };
+
+  template <class Id, class... P>
+  Call make_call(std::uint64_t h, const Id& id, const P&... params) const {
+    Call call{h, {}, make_key(id, params...), {}};
+    call.key = render_to(&call.identity, id, params...);
+    return call;
+  }
 
   /// A cross-process lock attempt: held, or taken by someone else. try_remote_lock returns nullopt
   /// when the store could not be asked (down, breaker open): this process then computes without
@@ -449,8 +460,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     auto eq = [&](const Key& k) {
       return std::apply([&](const auto&... p) { return key_equal(k, p...); }, parts);
     };
-    Call call{h, std::apply([&](const auto&... p) { return render(p...); }, parts),
-              std::apply([&](const auto&... p) { return make_key(p...); }, parts)};
+    Call call = std::apply([&](const auto&... p) { return make_call(h, p...); }, parts);
     if (auto found = mem_->template find<Key, value_type>(ns_, h, eq, now)) {
       if (found->stamps.fresh(now)) {
         hits_.add();
@@ -481,6 +491,11 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// {head}{params...}:{id}, with an over-long tail hashed (params first, then params and id).
   template <class Id, class... P>
   std::string render(const Id& id, const P&... params) const {
+    return render_to(nullptr, id, params...);
+  }
+  /// render(); if it hashes the tail and `identity` is given, *identity gets the unhashed key.
+  template <class Id, class... P>
+  std::string render_to(std::string* identity, const Id& id, const P&... params) const {
     std::string tail;
     ((detail::render_part(tail, params), tail += ':'), ...);
     std::string id_text;
@@ -493,6 +508,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       out += id_text;
       return out;
     }
+    if (identity) *identity = head_ + tail + id_text;
     if constexpr (sizeof...(P) > 0) {
       std::string hashed = detail::hash_tail(tail);
       if (head_.size() + hashed.size() + 1 + id_text.size() <= opts_.max_key_length) {
@@ -511,9 +527,9 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
   /// Nothing usable in memory: look in the shared tier, else compute (once).
   result_type on_miss(Call call, TimePoint now, detail::param_t<A>... args) {
-    auto ticket = flights_.join(call.key);
+    auto ticket = flights_.join(call.identity_key());
     if (!ticket.leader) return wait_for_other(call, *ticket.flight, now);
-    typename Flights::Leader leader{flights_, call.key, ticket.flight};
+    typename Flights::Leader leader{flights_, call.identity_key(), ticket.flight};
     // Another leader may have stored the value between our lookup and our join.
     if (mem_) {
       auto eq = [&](const Key& k) { return k == call.stored_key; };
@@ -526,7 +542,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       }
     }
     if (bytes_) {
-      if (auto remote = read_remote(call.key, now)) {
+      if (auto remote = read_remote(call, now)) {
         fill_memory(call, remote->value, remote->stamps);
         leader.complete(remote->value, remote->stamps);
         if (remote->stamps.fresh(now)) {
@@ -559,12 +575,12 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// A stale entry (memory or remote): serve it, and have exactly one caller or task recompute it.
   result_type on_stale(Call call, Found<value_type> stale, Source source, TimePoint now,
                        detail::param_t<A>... args) {
-    auto flight = flights_.try_lead(call.key);
+    auto flight = flights_.try_lead(call.identity_key());
     if (!flight) {  // somebody in this process is refreshing it already
       stale_serves_.add();
       return result_type{std::move(stale.value), source, true, stale.stamps.written, now};
     }
-    auto leader = std::make_shared<typename Flights::Leader>(flights_, call.key, flight);
+    auto leader = std::make_shared<typename Flights::Leader>(flights_, call.identity_key(), flight);
     std::optional<RemoteLock> lock;
     if (bytes_) {
       lock = try_remote_lock(call.key);
@@ -680,7 +696,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
         RemoteUnlock unlock{this, lock, call.key};
         // The previous holder may have stored the value just before we took the lock (a second
         // read of bytes already found undecodable is not counted again).
-        if (auto remote = read_remote(call.key, clock_->now(), /*count_errors=*/false)) {
+        if (auto remote = read_remote(call, clock_->now(), /*count_errors=*/false)) {
           fill_memory(call, remote->value, remote->stamps);
           leader.complete(remote->value, remote->stamps);
           return result_type{std::move(remote->value), Source::remote, !remote->stamps.fresh(now),
@@ -692,7 +708,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       if (std::chrono::steady_clock::now() >= deadline)
         throw cold_refusal(call.key, "process", true);
       std::this_thread::sleep_for(opts_.lock_poll);
-      if (auto remote = read_remote(call.key, clock_->now())) {
+      if (auto remote = read_remote(call, clock_->now())) {
         fill_memory(call, remote->value, remote->stamps);
         leader.complete(remote->value, remote->stamps);
         coalesced_.add();
@@ -734,7 +750,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     const Stamps stamps = make_stamps(clock_->now());
     if (keep) {
       fill_memory(call, value, stamps);
-      write_remote(call.key, *value, stamps);
+      write_remote(call, *value, stamps);
     } else if (stale) {
       erase_everywhere(call);  // the stale entry must not outlive what replaced it
     } else if (RefreshWrite* w = RefreshWrite::current; w && w->key == &call.key) {
@@ -756,10 +772,11 @@ class Cached<Fn, detail::Signature<R, A...>> {
     mem_->template put<Key, value_type>(ns_, call.hash, eq, call.stored_key, value, stamps);
   }
 
-  std::optional<Found<value_type>> read_remote(const std::string& key, TimePoint now,
+  std::optional<Found<value_type>> read_remote(const Call& call, TimePoint now,
                                                bool count_errors = true) {
     if constexpr (Encodable<value_type>) {
       if (!bytes_ || !bytes_->available()) return std::nullopt;
+      const std::string& key = call.key;
       std::optional<std::string> bytes;
       try {
         bytes = bytes_->get(key);
@@ -769,7 +786,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       }
       if (!bytes) return std::nullopt;
       try {
-        auto env = detail::decode_envelope(*bytes, key, fingerprint_);
+        auto env = detail::decode_envelope(*bytes, call.identity_key(), fingerprint_);
         if (env.stamps.expired(now)) return std::nullopt;
         return Found<value_type>{
             std::make_shared<const value_type>(Codec<value_type>::decode(env.value)), env.stamps};
@@ -781,7 +798,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
         return std::nullopt;  // a miss; the next write overwrites it
       }
     } else {
-      (void)key;
+      (void)call;
       (void)now;
       (void)count_errors;
       return std::nullopt;
@@ -801,16 +818,19 @@ class Cached<Fn, detail::Signature<R, A...>> {
     static inline thread_local RefreshWrite* current = nullptr;
   };
 
-  void write_remote(const std::string& key, const value_type& value, const Stamps& stamps) {
+  void write_remote(const Call& call, const value_type& value, const Stamps& stamps) {
+    const std::string& key = call.key;
     if constexpr (Encodable<value_type>) {
       if (!bytes_ || !bytes_->available()) return;
       try {
         const auto ttl =
             std::chrono::duration_cast<std::chrono::milliseconds>(stamps.expires - stamps.written);
-        bytes_->set(
-            key,
-            detail::encode_envelope(key, fingerprint_, stamps, Codec<value_type>::encode(value)),
-            std::max(ttl, std::chrono::milliseconds{1}));
+        // The payload carries the call's whole key: a reader whose hashed key collides with this
+        // one's rejects it (DecodeError: a miss), never serves it.
+        bytes_->set(key,
+                    detail::encode_envelope(call.identity_key(), fingerprint_, stamps,
+                                            Codec<value_type>::encode(value)),
+                    std::max(ttl, std::chrono::milliseconds{1}));
         if (RefreshWrite* w = RefreshWrite::current; w && w->key == &key) w->written = true;
       } catch (const StoreError& e) {
         store_error(key, e);
@@ -1126,13 +1146,13 @@ class Cached<Fn, detail::Signature<R, A...>> {
                   return;
                 }
               }
-              std::string rendered = render(id, parts...);
-              auto [it, inserted] = first_index.try_emplace(rendered, i);
+              Call call = make_call(h, id, parts...);
+              auto [it, inserted] = first_index.try_emplace(call.identity_key(), i);
               if (!inserted) {
                 duplicates.emplace_back(i, it->second);
                 return;
               }
-              misses.push_back(BulkMiss{i, Call{h, std::move(rendered), make_key(id, parts...)}});
+              misses.push_back(BulkMiss{i, std::move(call)});
             },
             args...);
       });
@@ -1170,12 +1190,13 @@ class Cached<Fn, detail::Signature<R, A...>> {
     Led led;
     std::vector<std::pair<const BulkMiss*, typename Flights::FlightPtr>> joined;
     for (const BulkMiss& m : misses) {
-      auto ticket = flights_.join(m.call.key);
+      auto ticket = flights_.join(m.call.identity_key());
       if (!ticket.leader) {
         joined.emplace_back(&m, std::move(ticket.flight));
         continue;
       }
-      auto leader = std::make_unique<typename Flights::Leader>(flights_, m.call.key, ticket.flight);
+      auto leader = std::make_unique<typename Flights::Leader>(flights_, m.call.identity_key(),
+                                                               ticket.flight);
       if (mem_) {  // another leader may have stored it between our lookup and our join
         auto eq = [&](const Key& k) { return k == m.call.stored_key; };
         if (auto found = mem_->template find<Key, value_type>(ns_, m.call.hash, eq, now);
@@ -1234,7 +1255,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
       for (std::size_t m = 0; m < misses.size() && m < bytes.size(); ++m) {
         if (!bytes[m]) continue;
         try {
-          auto env = detail::decode_envelope(*bytes[m], keys[m], fingerprint_);
+          auto env =
+              detail::decode_envelope(*bytes[m], misses[m]->call.identity_key(), fingerprint_);
           if (env.stamps.expired(now)) continue;
           found[m] = Found<value_type>{
               std::make_shared<const value_type>(Codec<value_type>::decode(env.value)), env.stamps};
@@ -1289,7 +1311,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       const Stamps stamps = make_stamps(clock_->now());
       if (keep[k]) {  // led keys are cold: a refused value has no entry to replace
         fill_memory(m->call, value, stamps);
-        write_remote(m->call.key, *value, stamps);
+        write_remote(m->call, *value, stamps);
       }
       leader->complete(value, stamps);
       out[m->index].emplace(std::move(value), Source::computed, false, stamps.written,
