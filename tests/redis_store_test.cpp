@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 
 #include "support/catch.hpp"
 #include "support/counting_fn.hpp"
+#include "support/fake_redis.hpp"
 #include "support/redis_server.hpp"
 
 using namespace std::chrono_literals;
@@ -965,4 +967,29 @@ TEST_CASE("A pool_wait_timeout too long for the clock waits for a connection", "
   CHECK(wrong == 0);
   CHECK(store.stats().pool_timeouts == 0);
   CHECK(store.stats().errors == 0);
+}
+
+namespace {
+/// The process's peak resident set, in MiB.
+long peak_rss_mib() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss / 1024;
+}
+}  // namespace
+
+TEST_CASE("A reply announcing a huge array allocates nothing for the elements never sent",
+          "[redis][reply]") {
+  // 14 bytes that announce 200 million elements, and none of them: the store must not reserve
+  // 1.6 GB on the word of its peer; it waits for the elements, times out and drops the connection.
+  larder::testing::FakeRedis fake{"*200000000\r\n"};
+  auto o = local(fake.port());
+  o.command_timeout = 200ms;
+  larder::RedisStore store{o};
+  const long before = peak_rss_mib();
+  CHECK_THROWS_AS(store.get("k"), larder::StoreError);
+  const std::vector<std::string> keys{"a", "b"};
+  CHECK_THROWS_AS(store.get_many(keys), larder::StoreError);
+  CHECK(peak_rss_mib() - before < 256);
+  CHECK(store.stats().timeouts >= 1);
 }
