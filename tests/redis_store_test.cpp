@@ -993,3 +993,35 @@ TEST_CASE("A reply announcing a huge array allocates nothing for the elements ne
   CHECK(peak_rss_mib() - before < 256);
   CHECK(store.stats().timeouts >= 1);
 }
+
+TEST_CASE("No free pooled connection is not a Redis timeout: the breaker stays closed",
+          "[redis][pool][breaker]") {
+  // A peer that never answers: the one pooled connection stays busy for command_timeout.
+  larder::testing::FakeRedis fake{""};
+  auto o = local(fake.port());
+  o.pool_size = 1;
+  o.pool_wait_timeout = 20ms;
+  o.command_timeout = 2s;
+  larder::RedisStore store{o};
+  std::atomic<bool> holder_failed{false};
+  std::thread holder{[&] {
+    try {
+      store.get("held");
+    } catch (const larder::StoreError&) {
+      holder_failed = true;
+    }
+  }};
+  while (store.stats().commands == 0) std::this_thread::sleep_for(1ms);  // it has the connection
+  CHECK_THROWS_AS(store.get("k"), larder::StoreError);  // no free connection within 20 ms
+  const auto s = store.stats();
+  CHECK(s.pool_timeouts == 1);
+  CHECK(s.errors == 1);
+  CHECK(s.timeouts == 0);  // "a connect or command timeout": local contention is neither
+  CHECK(s.breaker == larder::BreakerState::closed);
+  CHECK(s.breaker_opens == 0);
+  CHECK(store.available());
+  holder.join();  // its command timeout is Redis's: that one opens the breaker
+  CHECK(holder_failed);
+  CHECK(store.stats().timeouts == 1);
+  CHECK(store.stats().breaker == larder::BreakerState::open);
+}

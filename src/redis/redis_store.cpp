@@ -263,7 +263,7 @@ struct RedisStore::Impl {
         throw Failure{fmt::format("larder::RedisStore: no free connection to {} within {} ms "
                                   "(pool_size {})",
                                   endpoint, opts.pool_wait_timeout.count(), opts.pool_size),
-                      true, false, false};
+                      false, false, false, true};
       }
     }
   }
@@ -348,6 +348,16 @@ struct RedisStore::Impl {
     log(LogLevel::warn, f.what());
   }
 
+  /// A call that found no free pooled connection: counted and logged, but the breaker is fed
+  /// neither a failure nor a success (the connections' holders will report Redis's state). A probe
+  /// that could not probe hands its turn to the next call.
+  void contended(const Failure& f) noexcept {
+    errors.fetch_add(1, std::memory_order_relaxed);
+    auto s = BreakerState::half_open;
+    state.compare_exchange_strong(s, BreakerState::open, std::memory_order_acq_rel);
+    log(LogLevel::warn, f.what());
+  }
+
   /// Runs f(context) under the breaker and the pool; f returns the call's result.
   template <class F>
   auto run(std::string_view what, F&& f) -> decltype(f(std::declval<redisContext*>())) {
@@ -373,7 +383,10 @@ struct RedisStore::Impl {
           drop_idle();
           continue;
         }
-        failed(e);
+        if (e.pool())
+          contended(e);
+        else
+          failed(e);
         throw;
       } catch (...) {  // bad_alloc and the like: drop the connection, keep the breaker honest
         if (lease.conn) release(std::move(lease.conn), false);

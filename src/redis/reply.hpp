@@ -50,8 +50,8 @@ void use_larder_replies(redisContext* c) noexcept;
 /// A StoreError that also says what the pool must do with the connection.
 class Failure : public StoreError {
  public:
-  Failure(const std::string& what, bool timeout, bool broken, bool retryable)
-      : StoreError(what), timeout_{timeout}, broken_{broken}, retryable_{retryable} {}
+  Failure(const std::string& what, bool timeout, bool broken, bool retryable, bool pool = false)
+      : StoreError(what), timeout_{timeout}, broken_{broken}, retryable_{retryable}, pool_{pool} {}
   /// A connect or command timeout.
   bool timeout() const noexcept { return timeout_; }
   /// The connection is unusable (hiredis context error): drop it.
@@ -59,9 +59,12 @@ class Failure : public StoreError {
   /// The peer closed or reset an idle pooled connection (e.g. Redis restarted): one retry on a
   /// fresh connection is safe, since every command larder sends is idempotent.
   bool retryable() const noexcept { return retryable_; }
+  /// No pooled connection came free within pool_wait_timeout: local contention, which says
+  /// nothing of Redis's health (not a timeout, not a breaker failure).
+  bool pool() const noexcept { return pool_; }
 
  private:
-  bool timeout_, broken_, retryable_;
+  bool timeout_, broken_, retryable_, pool_;
 };
 
 /// Maps a failure to a Failure: a context error (c->err) when reply is null, else an error reply.
