@@ -648,6 +648,45 @@ TEST_CASE("URLs and options: parsed, or rejected saying what is wrong and never 
   bad_option({.host = ""}, "host must not be empty");
 }
 
+TEST_CASE(
+    "A password with '/' or '?' in a redis:// URL is the password, never echoed as a "
+    "port or a database",
+    "[redis][url]") {
+  using larder::RedisStore;
+  // Generated secrets (base64) contain '/': the userinfo ends at the last '@', as redact() sees
+  // it, not at the first '/'. Before, "app:Top" became host "app", port "Top" (echoed).
+  auto o = RedisStore::parse_url("redis://app:Top/Secret+x==@cache.local:6380/3");
+  CHECK(o.user == "app");
+  CHECK(o.password == "Top/Secret+x==");
+  CHECK(o.host == "cache.local");
+  CHECK(o.port == 6380);
+  CHECK(o.db == 3);
+  o = RedisStore::parse_url("redis://:1234/Secret@h");
+  CHECK(o.password == "1234/Secret");
+  CHECK(o.host == "h");
+  CHECK(o.port == 6379);
+  CHECK(o.db == 0);
+  o = RedisStore::parse_url("redis://:Top?Secret@h/2");
+  CHECK(o.password == "Top?Secret");
+  CHECK(o.db == 2);
+  auto rejects = [](const std::string& url, const std::string& says) {
+    std::string what;
+    try {
+      RedisStore store{url};
+    } catch (const std::invalid_argument& e) {
+      what = e.what();
+    }
+    INFO(url << " -> " << what);
+    CHECK(what.find(says) != std::string::npos);
+    CHECK(what.find("Top") == std::string::npos);
+    CHECK(what.find("Secret") == std::string::npos);
+  };
+  rejects("redis://app:Top/Secret@h:99999", "port '99999'");
+  rejects("redis://app:Top/Secret@h/x", "database 'x'");
+  rejects("redis://app:Top/Secret@h?db=1", "no query string");
+  rejects("redis://app:Top/Secret@", "no host");
+}
+
 TEST_CASE("A value over max_value_size is not written: counted and reported", "[redis]") {
   auto& server = shared_server();
   Log log;
