@@ -1064,3 +1064,23 @@ TEST_CASE("No free pooled connection is not a Redis timeout: the breaker stays c
   CHECK(store.stats().timeouts == 1);
   CHECK(store.stats().breaker == larder::BreakerState::open);
 }
+
+TEST_CASE("connect_timeout and command_timeout too long for hiredis mean no bound, not failure",
+          "[redis][timeout]") {
+  auto& server = shared_server();
+  for (auto [connect, command] :
+       {std::pair{std::chrono::milliseconds::max(), 1000ms},
+        std::pair{1000ms, std::chrono::milliseconds::max()},
+        std::pair{std::chrono::milliseconds::max(), std::chrono::milliseconds::max()}}) {
+    INFO("connect_timeout " << connect.count() << " ms, command_timeout " << command.count()
+                            << " ms");
+    auto o = local(server.port());
+    o.connect_timeout = connect;
+    o.command_timeout = command;
+    larder::RedisStore store{o};
+    CHECK_NOTHROW(store.ping());
+    store.set("forever:k", "v", 1min);
+    CHECK(store.get("forever:k") == "v");
+    CHECK(store.stats().errors == 0);
+  }
+}

@@ -36,6 +36,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -65,7 +66,11 @@ constexpr std::string_view kUnlockSha = "e9f69f2beb755be68b5e456ee2ce9aadfbc4ebf
 // another call is under way (half-open breaker).
 constexpr std::chrono::milliseconds kRetryPause{50};
 
+/// A socket timeout as hiredis takes it. hiredis refuses a connect timeout whose milliseconds
+/// overflow a long ("Invalid timeout specified": every connect failed) and polls with an int of
+/// milliseconds, so a longer one (milliseconds::max(), a "forever") is cut to INT_MAX ms, 24 days.
 timeval to_timeval(std::chrono::milliseconds ms) {
+  ms = std::min(ms, std::chrono::milliseconds{std::numeric_limits<int>::max()});
   timeval tv{};
   tv.tv_sec = static_cast<decltype(tv.tv_sec)>(ms.count() / 1000);
   tv.tv_usec = static_cast<decltype(tv.tv_usec)>((ms.count() % 1000) * 1000);
