@@ -1084,3 +1084,27 @@ TEST_CASE("connect_timeout and command_timeout too long for hiredis mean no boun
     CHECK(store.stats().errors == 0);
   }
 }
+
+TEST_CASE("A large SET on a pooled connection the server closed does not raise SIGPIPE",
+          "[redis][failure]") {
+  // The server closes an idle connection (CLIENT KILL here; Redis's `timeout`, a restart): it
+  // answers the first bytes of the next command with a reset, and hiredis's next write() to
+  // that socket raised SIGPIPE, whose default action ends the process.
+  auto& server = shared_server();
+  auto o = local(server.port());
+  o.pool_size = 1;
+  o.max_value_size = 0;
+  larder::RedisStore store{o};
+  const std::string big(32u << 20, 'x');
+  for (int round = 0; round < 3; ++round) {
+    store.ping();  // one idle pooled connection
+    auto raw = server.client();
+    CHECK(std::stoll(raw.command({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"})) >= 1);
+    try {
+      store.set("sigpipe:k", big, 1min);  // retried once on a fresh connection
+    } catch (const larder::StoreError&) {
+    }
+  }
+  store.set("sigpipe:k", "v", 1min);
+  CHECK(store.get("sigpipe:k") == "v");
+}

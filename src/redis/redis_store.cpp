@@ -38,6 +38,7 @@
 #include <condition_variable>
 #include <limits>
 #include <mutex>
+#include <numeric>
 #include <stdexcept>
 #include <thread>
 #include <unordered_set>
@@ -185,8 +186,14 @@ struct RedisStore::Impl {
   template <std::size_t N>
   ReplyPtr command(redisContext* c, const Argv<N>& argv, std::string_view name) {
     commands.fetch_add(1, std::memory_order_relaxed);
-    auto* raw =
-        static_cast<redis::Reply*>(redisCommandArgv(c, argv.n, argv.ptr.data(), argv.len.data()));
+    std::size_t bytes = 0;
+    for (int i = 0; i < argv.n; ++i) bytes += argv.len[static_cast<std::size_t>(i)];
+    redis::Reply* raw = nullptr;
+    {
+      const redis::SigpipeGuard guard{bytes};
+      raw =
+          static_cast<redis::Reply*>(redisCommandArgv(c, argv.n, argv.ptr.data(), argv.len.data()));
+    }
     if (raw == nullptr) throw error(c, nullptr, name);
     ReplyPtr reply{raw};
     if (reply->type == REDIS_REPLY_ERROR) throw error(c, reply.get(), name);
@@ -469,6 +476,7 @@ struct RedisStore::Impl {
       }
       run("DEL", [&](redisContext* c) {
         commands.fetch_add(1, std::memory_order_relaxed);
+        const redis::SigpipeGuard guard{std::accumulate(len.begin(), len.end(), std::size_t{0})};
         auto* raw = static_cast<redis::Reply*>(
             redisCommandArgv(c, static_cast<int>(ptr.size()), ptr.data(), len.data()));
         if (raw == nullptr) throw error(c, nullptr, "DEL");
@@ -639,8 +647,12 @@ std::vector<std::optional<std::string>> RedisStore::get_many(std::span<const std
   }
   return impl_->run("MGET", [&](redisContext* c) {
     impl_->commands.fetch_add(1, std::memory_order_relaxed);
-    auto* raw = static_cast<redis::Reply*>(
-        redisCommandArgv(c, static_cast<int>(ptr.size()), ptr.data(), len.data()));
+    redis::Reply* raw = nullptr;
+    {
+      const redis::SigpipeGuard guard{std::accumulate(len.begin(), len.end(), std::size_t{0})};
+      raw = static_cast<redis::Reply*>(
+          redisCommandArgv(c, static_cast<int>(ptr.size()), ptr.data(), len.data()));
+    }
     if (raw == nullptr) throw impl_->error(c, nullptr, "MGET");
     ReplyPtr reply{raw};
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements.size() != keys.size())
@@ -732,6 +744,9 @@ std::vector<bool> RedisStore::try_lock_many(std::span<const std::string> keys,
     // them to its next command.
     std::vector<ReplyPtr> replies;
     replies.reserve(full.size());
+    std::size_t bytes = 0;
+    for (const auto& k : full) bytes += k.size() + token.size();
+    const redis::SigpipeGuard guard{bytes};  // the first redisGetReply writes them all
     for (std::size_t i = 0; i < full.size(); ++i) {
       void* raw = nullptr;
       if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr)

@@ -3,6 +3,7 @@
 #include "redis/reply.hpp"
 
 #include <fmt/format.h>
+#include <pthread.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -109,6 +110,32 @@ void use_larder_replies(redisContext* c) noexcept {
 #if defined(HIREDIS_MAJOR) && HIREDIS_MAJOR >= 1
   redisSetPushCallback(c, free_push);
 #endif
+}
+
+SigpipeGuard::SigpipeGuard(std::size_t bytes) noexcept {
+  if (bytes <= kQuietWriteBytes) return;
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  sigset_t pending;
+  sigemptyset(&pending);
+  was_pending_ = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+  active_ = pthread_sigmask(SIG_BLOCK, &pipe, &old_) == 0;
+}
+
+SigpipeGuard::~SigpipeGuard() {
+  if (!active_) return;
+  sigset_t pending;
+  sigemptyset(&pending);
+  if (!was_pending_ && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    const timespec now{};
+    while (sigtimedwait(&pipe, nullptr, &now) == -1 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old_, nullptr);
 }
 
 Failure map_error(const redisContext* c, const Reply* reply, std::string_view command,

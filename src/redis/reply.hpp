@@ -3,6 +3,7 @@
 #pragma once
 
 #include <hiredis/hiredis.h>
+#include <signal.h>
 
 #include <memory>
 #include <string>
@@ -65,6 +66,28 @@ class Failure : public StoreError {
 
  private:
   bool timeout_, broken_, retryable_, pool_;
+};
+
+/// Keeps hiredis's write() from raising SIGPIPE (whose default action ends the process) in this
+/// thread while it lives: SIGPIPE is blocked, and one raised meanwhile is consumed, unless one was
+/// pending already. A server that closed the connection (FIN: Redis's `timeout`, CLIENT KILL, a
+/// restart) answers the first bytes of a command with a reset; a command too large for one write
+/// (arguments over kQuietWriteBytes) is then written again, and that write raised SIGPIPE. hiredis
+/// 0.14 and 1.x write with write()/send() without MSG_NOSIGNAL. A smaller command is written in one
+/// call into an idle socket's buffer: it needs no guard (three system calls on the hot path).
+class SigpipeGuard {
+ public:
+  static constexpr std::size_t kQuietWriteBytes = 4096;
+  /// Guards if `bytes` (the command's arguments) is over kQuietWriteBytes.
+  explicit SigpipeGuard(std::size_t bytes) noexcept;
+  ~SigpipeGuard();
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+ private:
+  bool active_ = false;
+  bool was_pending_ = false;
+  sigset_t old_{};
 };
 
 /// Maps a failure to a Failure: a context error (c->err) when reply is null, else an error reply.
