@@ -1108,3 +1108,26 @@ TEST_CASE("A large SET on a pooled connection the server closed does not raise S
   store.set("sigpipe:k", "v", 1min);
   CHECK(store.get("sigpipe:k") == "v");
 }
+
+TEST_CASE("A long server error text is cut after the password is scrubbed from it, not before",
+          "[redis][secret]") {
+  // The message keeps 200 bytes of the server's text; scrubbing after the cut missed a password
+  // that straddled byte 200, and its first part was thrown and logged.
+  const std::string password = "TopSecretPassword";
+  larder::testing::FakeRedis fake{"-ERR " + std::string(190, 'a') + " " + password + "\r\n"};
+  Log log;
+  auto o = local(fake.port());
+  o.password = password;
+  o.logger = log.hook();
+  larder::RedisStore store{o};
+  std::string what;
+  try {
+    store.ping();
+  } catch (const larder::StoreError& e) {
+    what = e.what();
+  }
+  INFO(what);
+  CHECK(what.find("AUTH") != std::string::npos);
+  CHECK(what.find("TopS") == std::string::npos);  // the cut falls inside the password
+  CHECK_FALSE(log.mentions("TopS"));
+}

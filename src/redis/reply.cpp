@@ -141,11 +141,11 @@ SigpipeGuard::~SigpipeGuard() {
 Failure map_error(const redisContext* c, const Reply* reply, std::string_view command,
                   std::string_view endpoint, std::string_view secret) {
   if (reply != nullptr) {
-    // An error reply: the connection itself is fine. Keep the server's text short.
-    std::string_view text = reply->type == REDIS_REPLY_ERROR
-                                ? std::string_view{reply->str}
-                                : std::string_view{"unexpected reply type"};
-    if (text.size() > 200) text = text.substr(0, 200);
+    // An error reply: the connection itself is fine. Keep the server's text short, scrubbed
+    // first: a cut through the secret would leave its first part where scrub cannot see it.
+    std::string text = reply->type == REDIS_REPLY_ERROR ? scrub(reply->str, secret)
+                                                        : std::string{"unexpected reply type"};
+    if (text.size() > 200) text.resize(200);
     return Failure{
         scrub(fmt::format("larder::RedisStore: {} on {} failed: {}", command, endpoint, text),
               secret),
