@@ -153,6 +153,46 @@ TEST_CASE("A hashed key's payload carries the whole key, so colliding calls neve
   CHECK(calls == 2);  // a's value was still served to a
 }
 
+TEST_CASE("Stamps beyond the clock's range in a payload are decode errors, never served",
+          "[bytes][decode]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  CountingFn fn;
+  larder::Cached c{shared, "T", "f", wrap(fn), {.ttl = 1h, .clock = &clock}};
+  const auto key = c.key(1);
+  c(1);
+  const std::string good = *shared.peek(key);
+  // "LRD1 <fp> <written> <fresh_until> <expires> <key length> <key>\n<value>": field 2..4 are
+  // the stamps, in Unix ms. A TimePoint (ns in an int64) ends at 9223372036854 ms; a larger stamp
+  // was never written by larder, and converting it to ns overflowed (UB) into some other time.
+  auto with_field = [&](int field, std::string_view text) {
+    std::size_t begin = 0;
+    for (int i = 0; i < field; ++i) begin = good.find(' ', begin) + 1;
+    const std::size_t end = good.find(' ', begin);
+    std::string bytes = good;
+    bytes.replace(begin, end - begin, text);
+    return bytes;
+  };
+  int errors = 0;
+  for (int field : {2, 3, 4}) {
+    for (std::string_view stamp : {"9223372036855", "99999999999999", "18446744073709551615"}) {
+      INFO("field " << field << " = " << stamp);
+      shared.poke(key, with_field(field, stamp));
+      const int before = fn.calls;
+      auto r = c(1);
+      CHECK(*r == 10);
+      CHECK(r.source() == larder::Source::computed);
+      CHECK(fn.calls == before + 1);
+      CHECK(c.stats().decode_errors == static_cast<std::uint64_t>(++errors));
+      c.invalidate(1);
+    }
+  }
+  // The largest stamp larder writes (a TimePoint::max() expiry) still decodes.
+  shared.poke(key, with_field(4, "9223372036854"));
+  CHECK(c(1).source() == larder::Source::remote);
+  CHECK(c.stats().decode_errors == static_cast<std::uint64_t>(errors));
+}
+
 TEST_CASE("A failing byte store never fails the call", "[bytes][failure]") {
   larder::FakeClock clock;
   MapByteStore shared{clock};

@@ -77,7 +77,7 @@ struct RedisStats {
   std::uint64_t errors = 0;          ///< failed calls (I/O, protocol, error replies, timeouts)
   std::uint64_t timeouts = 0;        ///< of which: a connect or command timeout
   std::uint64_t connections = 0;     ///< connections opened (reconnects included)
-  std::uint64_t pool_timeouts = 0;   ///< calls that found no free connection in time
+  std::uint64_t pool_timeouts = 0;   ///< calls that found no free connection in time (errors)
   std::uint64_t oversize = 0;        ///< values refused by max_value_size
   std::uint64_t breaker_opens = 0;   ///< times the breaker opened
   std::uint64_t short_circuits = 0;  ///< calls refused at once while the breaker was open

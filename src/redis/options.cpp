@@ -71,14 +71,17 @@ void parse_userinfo(std::string_view url, std::string_view info, RedisOptions& o
 RedisOptions RedisStore::parse_url(std::string_view url, RedisOptions o) {
   if (url.starts_with("redis://")) {
     std::string_view rest = url.substr(8);
+    // The userinfo ends at the last '@' (a host, port or db has none), as redact() sees it: a
+    // password with '/' or '?' (base64 secrets) is the password, never parsed (and echoed in an
+    // error) as a host, port or database.
+    if (const auto at = rest.rfind('@'); at != rest.npos) {
+      parse_userinfo(url, rest.substr(0, at), o);
+      rest = rest.substr(at + 1);
+    }
     if (rest.find('?') != rest.npos) bad_url(url, "redis:// URLs take no query string");
     const auto slash = rest.find('/');
     std::string_view authority = rest.substr(0, slash);
     std::string_view path = slash == rest.npos ? std::string_view{} : rest.substr(slash + 1);
-    if (const auto at = authority.rfind('@'); at != authority.npos) {
-      parse_userinfo(url, authority.substr(0, at), o);
-      authority = authority.substr(at + 1);
-    }
     std::string_view host = authority;
     std::string_view port;
     if (authority.starts_with('[')) {  // [IPv6]:port

@@ -36,7 +36,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <limits>
 #include <mutex>
+#include <numeric>
 #include <stdexcept>
 #include <thread>
 #include <unordered_set>
@@ -65,7 +67,11 @@ constexpr std::string_view kUnlockSha = "e9f69f2beb755be68b5e456ee2ce9aadfbc4ebf
 // another call is under way (half-open breaker).
 constexpr std::chrono::milliseconds kRetryPause{50};
 
+/// A socket timeout as hiredis takes it. hiredis refuses a connect timeout whose milliseconds
+/// overflow a long ("Invalid timeout specified": every connect failed) and polls with an int of
+/// milliseconds, so a longer one (milliseconds::max(), a "forever") is cut to INT_MAX ms, 24 days.
 timeval to_timeval(std::chrono::milliseconds ms) {
+  ms = std::min(ms, std::chrono::milliseconds{std::numeric_limits<int>::max()});
   timeval tv{};
   tv.tv_sec = static_cast<decltype(tv.tv_sec)>(ms.count() / 1000);
   tv.tv_usec = static_cast<decltype(tv.tv_usec)>((ms.count() % 1000) * 1000);
@@ -180,8 +186,14 @@ struct RedisStore::Impl {
   template <std::size_t N>
   ReplyPtr command(redisContext* c, const Argv<N>& argv, std::string_view name) {
     commands.fetch_add(1, std::memory_order_relaxed);
-    auto* raw =
-        static_cast<redis::Reply*>(redisCommandArgv(c, argv.n, argv.ptr.data(), argv.len.data()));
+    std::size_t bytes = 0;
+    for (int i = 0; i < argv.n; ++i) bytes += argv.len[static_cast<std::size_t>(i)];
+    redis::Reply* raw = nullptr;
+    {
+      const redis::SigpipeGuard guard{bytes};
+      raw =
+          static_cast<redis::Reply*>(redisCommandArgv(c, argv.n, argv.ptr.data(), argv.len.data()));
+    }
     if (raw == nullptr) throw error(c, nullptr, name);
     ReplyPtr reply{raw};
     if (reply->type == REDIS_REPLY_ERROR) throw error(c, reply.get(), name);
@@ -263,7 +275,7 @@ struct RedisStore::Impl {
         throw Failure{fmt::format("larder::RedisStore: no free connection to {} within {} ms "
                                   "(pool_size {})",
                                   endpoint, opts.pool_wait_timeout.count(), opts.pool_size),
-                      true, false, false};
+                      false, false, false, true};
       }
     }
   }
@@ -348,6 +360,16 @@ struct RedisStore::Impl {
     log(LogLevel::warn, f.what());
   }
 
+  /// A call that found no free pooled connection: counted and logged, but the breaker is fed
+  /// neither a failure nor a success (the connections' holders will report Redis's state). A probe
+  /// that could not probe hands its turn to the next call.
+  void contended(const Failure& f) noexcept {
+    errors.fetch_add(1, std::memory_order_relaxed);
+    auto s = BreakerState::half_open;
+    state.compare_exchange_strong(s, BreakerState::open, std::memory_order_acq_rel);
+    log(LogLevel::warn, f.what());
+  }
+
   /// Runs f(context) under the breaker and the pool; f returns the call's result.
   template <class F>
   auto run(std::string_view what, F&& f) -> decltype(f(std::declval<redisContext*>())) {
@@ -373,7 +395,10 @@ struct RedisStore::Impl {
           drop_idle();
           continue;
         }
-        failed(e);
+        if (e.pool())
+          contended(e);
+        else
+          failed(e);
         throw;
       } catch (...) {  // bad_alloc and the like: drop the connection, keep the breaker honest
         if (lease.conn) release(std::move(lease.conn), false);
@@ -451,6 +476,7 @@ struct RedisStore::Impl {
       }
       run("DEL", [&](redisContext* c) {
         commands.fetch_add(1, std::memory_order_relaxed);
+        const redis::SigpipeGuard guard{std::accumulate(len.begin(), len.end(), std::size_t{0})};
         auto* raw = static_cast<redis::Reply*>(
             redisCommandArgv(c, static_cast<int>(ptr.size()), ptr.data(), len.data()));
         if (raw == nullptr) throw error(c, nullptr, "DEL");
@@ -621,8 +647,12 @@ std::vector<std::optional<std::string>> RedisStore::get_many(std::span<const std
   }
   return impl_->run("MGET", [&](redisContext* c) {
     impl_->commands.fetch_add(1, std::memory_order_relaxed);
-    auto* raw = static_cast<redis::Reply*>(
-        redisCommandArgv(c, static_cast<int>(ptr.size()), ptr.data(), len.data()));
+    redis::Reply* raw = nullptr;
+    {
+      const redis::SigpipeGuard guard{std::accumulate(len.begin(), len.end(), std::size_t{0})};
+      raw = static_cast<redis::Reply*>(
+          redisCommandArgv(c, static_cast<int>(ptr.size()), ptr.data(), len.data()));
+    }
     if (raw == nullptr) throw impl_->error(c, nullptr, "MGET");
     ReplyPtr reply{raw};
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements.size() != keys.size())
@@ -714,6 +744,9 @@ std::vector<bool> RedisStore::try_lock_many(std::span<const std::string> keys,
     // them to its next command.
     std::vector<ReplyPtr> replies;
     replies.reserve(full.size());
+    std::size_t bytes = 0;
+    for (const auto& k : full) bytes += k.size() + token.size();
+    const redis::SigpipeGuard guard{bytes};  // the first redisGetReply writes them all
     for (std::size_t i = 0; i < full.size(); ++i) {
       void* raw = nullptr;
       if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr)

@@ -3,7 +3,9 @@
 #include "redis/reply.hpp"
 
 #include <fmt/format.h>
+#include <pthread.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -22,26 +24,26 @@ bool contains(std::string_view text, int err) { return text.find(std::strerror(e
 
 // The reader's object functions for Reply (hiredis's own build redisReply). Each attaches the new
 // object to its parent array, as hiredis's do; a null return tells the reader "out of memory".
-void* attach(const redisReadTask* task, Reply* r) noexcept {
-  if (task->parent != nullptr) {
-    auto* parent = static_cast<Reply*>(task->parent->obj);
-    parent->elements[static_cast<std::size_t>(task->idx)] = r;
-  }
-  return r;
+// An array grows as its elements arrive (the reader fills them in order): its announced length is
+// the peer's word, and reserving it up front would let 14 bytes ("*200000000\r\n") cost 1.6 GB.
+void attach(const redisReadTask* task, Reply* r) {
+  if (task->parent == nullptr) return;
+  auto& elements = static_cast<Reply*>(task->parent->obj)->elements;
+  const auto idx = static_cast<std::size_t>(task->idx);
+  if (idx >= elements.size()) elements.resize(idx + 1, nullptr);
+  elements[idx] = r;
 }
 template <class F>
 void* make(const redisReadTask* task, F&& fill) noexcept {
+  Reply* r = nullptr;
   try {
-    auto* r = new Reply;
+    r = new Reply;
     r->type = task->type;
-    try {
-      fill(*r);
-    } catch (...) {
-      delete r;
-      return nullptr;
-    }
-    return attach(task, r);
+    fill(*r);
+    attach(task, r);
+    return r;
   } catch (...) {
+    delete r;
     return nullptr;
   }
 }
@@ -53,7 +55,10 @@ void* create_array(const redisReadTask* task, std::size_t n) {
 #else
 void* create_array(const redisReadTask* task, int n) {
 #endif
-  return make(task, [&](Reply& r) { r.elements.assign(static_cast<std::size_t>(n), nullptr); });
+  // Room for up to kReserve elements; more as they arrive (see attach).
+  constexpr std::size_t kReserve = 1024;
+  return make(
+      task, [&](Reply& r) { r.elements.reserve(std::min(static_cast<std::size_t>(n), kReserve)); });
 }
 void* create_integer(const redisReadTask* task, long long v) {
   return make(task, [&](Reply& r) { r.integer = v; });
@@ -107,14 +112,40 @@ void use_larder_replies(redisContext* c) noexcept {
 #endif
 }
 
+SigpipeGuard::SigpipeGuard(std::size_t bytes) noexcept {
+  if (bytes <= kQuietWriteBytes) return;
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  sigset_t pending;
+  sigemptyset(&pending);
+  was_pending_ = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1;
+  active_ = pthread_sigmask(SIG_BLOCK, &pipe, &old_) == 0;
+}
+
+SigpipeGuard::~SigpipeGuard() {
+  if (!active_) return;
+  sigset_t pending;
+  sigemptyset(&pending);
+  if (!was_pending_ && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE) == 1) {
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    const timespec now{};
+    while (sigtimedwait(&pipe, nullptr, &now) == -1 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+}
+
 Failure map_error(const redisContext* c, const Reply* reply, std::string_view command,
                   std::string_view endpoint, std::string_view secret) {
   if (reply != nullptr) {
-    // An error reply: the connection itself is fine. Keep the server's text short.
-    std::string_view text = reply->type == REDIS_REPLY_ERROR
-                                ? std::string_view{reply->str}
-                                : std::string_view{"unexpected reply type"};
-    if (text.size() > 200) text = text.substr(0, 200);
+    // An error reply: the connection itself is fine. Keep the server's text short, scrubbed
+    // first: a cut through the secret would leave its first part where scrub cannot see it.
+    std::string text = reply->type == REDIS_REPLY_ERROR ? scrub(reply->str, secret)
+                                                        : std::string{"unexpected reply type"};
+    if (text.size() > 200) text.resize(200);
     return Failure{
         scrub(fmt::format("larder::RedisStore: {} on {} failed: {}", command, endpoint, text),
               secret),

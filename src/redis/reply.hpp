@@ -3,6 +3,7 @@
 #pragma once
 
 #include <hiredis/hiredis.h>
+#include <signal.h>
 
 #include <memory>
 #include <string>
@@ -50,8 +51,8 @@ void use_larder_replies(redisContext* c) noexcept;
 /// A StoreError that also says what the pool must do with the connection.
 class Failure : public StoreError {
  public:
-  Failure(const std::string& what, bool timeout, bool broken, bool retryable)
-      : StoreError(what), timeout_{timeout}, broken_{broken}, retryable_{retryable} {}
+  Failure(const std::string& what, bool timeout, bool broken, bool retryable, bool pool = false)
+      : StoreError(what), timeout_{timeout}, broken_{broken}, retryable_{retryable}, pool_{pool} {}
   /// A connect or command timeout.
   bool timeout() const noexcept { return timeout_; }
   /// The connection is unusable (hiredis context error): drop it.
@@ -59,9 +60,34 @@ class Failure : public StoreError {
   /// The peer closed or reset an idle pooled connection (e.g. Redis restarted): one retry on a
   /// fresh connection is safe, since every command larder sends is idempotent.
   bool retryable() const noexcept { return retryable_; }
+  /// No pooled connection came free within pool_wait_timeout: local contention, which says
+  /// nothing of Redis's health (not a timeout, not a breaker failure).
+  bool pool() const noexcept { return pool_; }
 
  private:
-  bool timeout_, broken_, retryable_;
+  bool timeout_, broken_, retryable_, pool_;
+};
+
+/// Keeps hiredis's write() from raising SIGPIPE (whose default action ends the process) in this
+/// thread while it lives: SIGPIPE is blocked, and one raised meanwhile is consumed, unless one was
+/// pending already. A server that closed the connection (FIN: Redis's `timeout`, CLIENT KILL, a
+/// restart) answers the first bytes of a command with a reset; a command too large for one write
+/// (arguments over kQuietWriteBytes) is then written again, and that write raised SIGPIPE. hiredis
+/// 0.14 and 1.x write with write()/send() without MSG_NOSIGNAL. A smaller command is written in one
+/// call into an idle socket's buffer: it needs no guard (three system calls on the hot path).
+class SigpipeGuard {
+ public:
+  static constexpr std::size_t kQuietWriteBytes = 4096;
+  /// Guards if `bytes` (the command's arguments) is over kQuietWriteBytes.
+  explicit SigpipeGuard(std::size_t bytes) noexcept;
+  ~SigpipeGuard();
+  SigpipeGuard(const SigpipeGuard&) = delete;
+  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+ private:
+  bool active_ = false;
+  bool was_pending_ = false;
+  sigset_t old_{};
 };
 
 /// Maps a failure to a Failure: a context error (c->err) when reply is null, else an error reply.

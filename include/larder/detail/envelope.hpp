@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <charconv>
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -64,11 +65,21 @@ inline Envelope decode_envelope(std::string_view bytes, std::string_view key,
     pos = static_cast<std::size_t>(ptr - bytes.data()) + 1;
     return v;
   };
+  // A stamp past TimePoint's end (int64 ns: 9223372036854 ms) was never written by
+  // encode_envelope; converting it to ns would overflow (undefined) into some other time.
+  constexpr auto kMaxMs = static_cast<std::uint64_t>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(TimePoint::max().time_since_epoch())
+          .count());
+  auto stamp = [&] {
+    const std::uint64_t ms = field(10);
+    if (ms > kMaxMs) fail("a stamp is out of range");
+    return from_ms(static_cast<std::int64_t>(ms));
+  };
   const std::uint64_t fp = field(16);
   Envelope env;
-  env.stamps.written = from_ms(static_cast<std::int64_t>(field(10)));
-  env.stamps.fresh_until = from_ms(static_cast<std::int64_t>(field(10)));
-  env.stamps.expires = from_ms(static_cast<std::int64_t>(field(10)));
+  env.stamps.written = stamp();
+  env.stamps.fresh_until = stamp();
+  env.stamps.expires = stamp();
   const std::uint64_t key_len = field(10);
   if (key_len > bytes.size() - pos || bytes.size() - pos - key_len < 1) fail("truncated header");
   if (fp != fingerprint) fail("schema fingerprint differs (another deploy's value type or codec)");
