@@ -43,6 +43,16 @@ auto wrap(CountingFn& fn) {
   return [&fn](std::int64_t id) { return fn(id); };
 }
 
+/// What RedisStore{url} is refused with (std::invalid_argument's text), or "" if it is accepted.
+std::string url_rejection(const std::string& url) {
+  try {
+    larder::RedisStore store{url};
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  return "";
+}
+
 }  // namespace
 
 TEST_CASE("RedisStore round-trips binary bytes and expires them with PX", "[redis]") {
@@ -606,12 +616,7 @@ TEST_CASE("URLs and options: parsed, or rejected saying what is wrong and never 
   CHECK(o.user == "app");
 
   auto rejects = [](const std::string& url, const std::string& says) {
-    std::string what;
-    try {
-      RedisStore store{url};
-    } catch (const std::invalid_argument& e) {
-      what = e.what();
-    }
+    const std::string what = url_rejection(url);
     INFO(url << " -> " << what);
     CHECK(what.find(says) != std::string::npos);
     CHECK(what.find("TopSecret") == std::string::npos);
@@ -670,12 +675,7 @@ TEST_CASE(
   CHECK(o.password == "Top?Secret");
   CHECK(o.db == 2);
   auto rejects = [](const std::string& url, const std::string& says) {
-    std::string what;
-    try {
-      RedisStore store{url};
-    } catch (const std::invalid_argument& e) {
-      what = e.what();
-    }
+    const std::string what = url_rejection(url);
     INFO(url << " -> " << what);
     CHECK(what.find(says) != std::string::npos);
     CHECK(what.find("Top") == std::string::npos);
@@ -685,6 +685,14 @@ TEST_CASE(
   rejects("redis://app:Top/Secret@h/x", "database 'x'");
   rejects("redis://app:Top/Secret@h?db=1", "no query string");
   rejects("redis://app:Top/Secret@", "no host");
+  // unix://: the userinfo ends at the last "@/" (before: the first, so the password's tail became
+  // the socket path, shown in every error as the endpoint).
+  o = RedisStore::parse_url("unix://app:Top@/Secret@/run/redis.sock?db=1");
+  CHECK(o.user == "app");
+  CHECK(o.password == "Top@/Secret");
+  CHECK(o.unix_socket == "/run/redis.sock");
+  CHECK(o.db == 1);
+  rejects("unix://app:Top@/Secret@/run/redis.sock?db=x", "database 'x'");
 }
 
 TEST_CASE("A value over max_value_size is not written: counted and reported", "[redis]") {

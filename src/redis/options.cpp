@@ -110,7 +110,9 @@ RedisOptions RedisStore::parse_url(std::string_view url, RedisOptions o) {
   } else if (url.starts_with("unix://")) {
     std::string_view rest = url.substr(7);
     if (!rest.starts_with('/')) {
-      const auto at = rest.find("@/");
+      // The userinfo ends at the last "@/", as redact() sees it (at the last '@'): a password
+      // containing "@/" is the password, never part of the socket path echoed in errors.
+      const auto at = rest.rfind("@/");
       if (at == rest.npos) bad_url(url, "the socket path must be absolute (unix:///path)");
       parse_userinfo(url, rest.substr(0, at), o);
       rest = rest.substr(at + 1);
