@@ -753,7 +753,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       write_remote(call, *value, stamps);
     } else if (stale) {
       erase_everywhere(call);  // the stale entry must not outlive what replaced it
-    } else if (RefreshWrite* w = RefreshWrite::current; w && w->key == &call.key) {
+    } else if (RefreshWrite::of(call.key) != nullptr) {
       // refresh(): its old value must go too (refresh deletes the shared tier's copy itself,
       // as nothing was written there). A cold miss has nothing to drop.
       erase_memory(call);
@@ -816,6 +816,10 @@ class Cached<Fn, detail::Signature<R, A...>> {
     RefreshWrite* outer;  // a refresh under way further up this thread (fn called refresh())
     bool written = false;
     static inline thread_local RefreshWrite* current = nullptr;
+    /// The refresh under way on this thread whose Call's key is `key` (by address), or null.
+    static RefreshWrite* of(const std::string& key) noexcept {
+      return current != nullptr && current->key == &key ? current : nullptr;
+    }
   };
 
   void write_remote(const Call& call, const value_type& value, const Stamps& stamps) {
@@ -831,7 +835,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
                     detail::encode_envelope(call.identity_key(), fingerprint_, stamps,
                                             Codec<value_type>::encode(value)),
                     std::max(ttl, std::chrono::milliseconds{1}));
-        if (RefreshWrite* w = RefreshWrite::current; w && w->key == &key) w->written = true;
+        if (RefreshWrite* w = RefreshWrite::of(key)) w->written = true;
       } catch (const StoreError& e) {
         store_error(key, e);
       }
@@ -1282,7 +1286,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
     for (auto& [m, leader] : led) batch.push_back(entities[m->index]);
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<value_type> values;
-    std::vector<bool> keep;  // cache_if's verdicts, taken here so that a throwing one fails all
+    std::vector<bool> keep;  // cache_if's verdicts (none: keep all), taken here so that a
+                             // throwing one fails them all
     try {
       values = std::apply(
           [&](const auto&... p) {
@@ -1294,9 +1299,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
         throw std::logic_error(
             fmt::format("larder: the batched loader of '{}' returned {} values for {} entities",
                         head_, values.size(), batch.size()));
-      keep.resize(values.size(), true);
       if (keep_)
-        for (std::size_t k = 0; k < values.size(); ++k) keep[k] = keep_(values[k]);
+        for (const value_type& v : values) keep.push_back(keep_(v));
     } catch (...) {
       load_time_ns_.add(elapsed_ns(t0));
       load_failures_.add(led.size());
@@ -1309,7 +1313,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       auto& [m, leader] = led[k];
       auto value = std::make_shared<const value_type>(std::move(values[k]));
       const Stamps stamps = make_stamps(clock_->now());
-      if (keep[k]) {  // led keys are cold: a refused value has no entry to replace
+      if (keep.empty() || keep[k]) {  // led keys are cold: a refused one has nothing to replace
         fill_memory(m->call, value, stamps);
         write_remote(m->call, *value, stamps);
       }
