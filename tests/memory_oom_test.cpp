@@ -42,27 +42,35 @@ void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); 
 
 using namespace std::chrono_literals;
 
+namespace {
+using Key = std::tuple<std::int64_t>;
+
+/// store.put of k -> 2k (stored under `hash`, expiring after `ttl`). With `fail`, the put's own
+/// node allocation succeeds and the next allocation of this thread fails.
+void put_entry(larder::MemoryStore& store, std::uint32_t ns, std::int64_t k, std::uint64_t hash,
+               larder::TimePoint now, std::chrono::nanoseconds ttl, bool fail) {
+  auto value = std::make_shared<const std::int64_t>(k * 2);
+  const larder::Stamps stamps{now, now + ttl, now + ttl};
+  auto eq = [k](const Key& key) { return std::get<0>(key) == k; };
+  allocations_before_failure = fail ? 1 : -1;
+  try {
+    store.put<Key, std::int64_t>(ns, hash, eq, Key{k}, value, stamps);
+  } catch (...) {
+    allocations_before_failure = -1;
+    throw;
+  }
+  allocations_before_failure = -1;
+}
+}  // namespace
+
 TEST_CASE("A put whose admission runs out of memory leaves no entry outside the policy",
           "[memory][failure]") {
-  using Key = std::tuple<std::int64_t>;
   larder::MemoryStore store{{.max_entries = 100}};
   const std::uint32_t ns = store.namespace_id<Key, std::int64_t>("oom:f");
   const larder::TimePoint now{std::chrono::hours{24 * 365 * 56}};
+  // With `fail`, the allocation that fails is the entry's calendar bucket (a new expiry tick).
   auto put = [&](std::int64_t k, std::chrono::nanoseconds ttl, bool fail) {
-    auto value = std::make_shared<const std::int64_t>(k * 2);
-    const larder::Stamps stamps{now, now + ttl, now + ttl};
-    auto eq = [k](const Key& key) { return std::get<0>(key) == k; };
-    // The entry's own allocation succeeds; the next one (its calendar bucket: a new expiry tick)
-    // fails.
-    allocations_before_failure = fail ? 1 : -1;
-    try {
-      store.put<Key, std::int64_t>(ns, larder::detail::mix64(static_cast<std::uint64_t>(k)), eq,
-                                   Key{k}, value, stamps);
-    } catch (...) {
-      allocations_before_failure = -1;
-      throw;
-    }
-    allocations_before_failure = -1;
+    put_entry(store, ns, k, larder::detail::mix64(static_cast<std::uint64_t>(k)), now, ttl, fail);
   };
   put(1, 1h, false);  // warms up the thread's epoch record, stripe and filter
   CHECK_THROWS_AS(put(2, 2h, true), std::bad_alloc);
@@ -77,25 +85,13 @@ TEST_CASE("A put whose admission runs out of memory leaves no entry outside the 
 
 TEST_CASE("A put whose table growth runs out of memory stores its entry all the same",
           "[memory][failure]") {
-  using Key = std::tuple<std::int64_t>;
   larder::MemoryStore store{{.max_entries = 100}};
   const std::uint32_t ns = store.namespace_id<Key, std::int64_t>("oom:g");
   const larder::TimePoint now{std::chrono::hours{24 * 365 * 56}};
   // Hashes below 2^28 fold to themselves and all fall in the first shard (16 buckets, grown when
-  // a 13th entry arrives).
+  // a 13th entry arrives). With `fail`, the allocation that fails is the bigger table.
   auto put = [&](std::int64_t k, bool fail) {
-    auto value = std::make_shared<const std::int64_t>(k * 2);
-    const larder::Stamps stamps{now, now + 1h, now + 1h};
-    auto eq = [k](const Key& key) { return std::get<0>(key) == k; };
-    // The entry's own allocation succeeds; the next one (the bigger table) fails.
-    allocations_before_failure = fail ? 1 : -1;
-    try {
-      store.put<Key, std::int64_t>(ns, static_cast<std::uint64_t>(k), eq, Key{k}, value, stamps);
-    } catch (...) {
-      allocations_before_failure = -1;
-      throw;
-    }
-    allocations_before_failure = -1;
+    put_entry(store, ns, k, static_cast<std::uint64_t>(k), now, 1h, fail);
   };
   for (std::int64_t k = 1; k <= 12; ++k) put(k, false);
   // A bigger table is an optimisation: without memory for it, the chains are only longer.
