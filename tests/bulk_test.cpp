@@ -414,7 +414,12 @@ TEST_CASE("get_many awaits a key another process is computing instead of computi
   CHECK(sources_of(rs) == std::vector{Source::computed, Source::remote, Source::computed});
   CHECK(fn_a.calls == 1);
   CHECK(fn_b.calls == 2);  // 2 was not computed again
-  CHECK(b.stats().coalesced == 1);
+  // Each key counted once: 1 and 3 computed here, 2 received from process one.
+  const auto s = b.stats();
+  CHECK(s.coalesced == 1);
+  CHECK(s.misses == 2);
+  CHECK(s.requests() == 3);
+  CHECK(a.stats().misses == 1);
   for (std::int64_t k : {1, 2, 3}) CHECK_FALSE(shared.peek(b.key(k) + ":#lock"));  // released
   CHECK(b(2).source() == Source::memory);  // the awaited value was copied into memory
 }
@@ -460,7 +465,10 @@ TEST_CASE("get_many refuses a key another process holds per on_cold, and keeps t
     CHECK_THROWS_AS(c.get_many(Ids{7, 8}), larder::ColdCacheError);
     CHECK(fn.calls == 1);
     CHECK(shared.peek(c.key(7)).has_value());  // computed before the refusal, and stored
-    CHECK(c.stats().cold_rejections == 1);
+    const auto s = c.stats();
+    CHECK(s.cold_rejections == 1);
+    CHECK(s.misses == 1);  // each key counted once: 7 computed, 8 refused
+    CHECK(s.requests() == 1);
   }
   SECTION("wait gives up after cold_wait") {
     larder::Cached c{store,
@@ -471,8 +479,32 @@ TEST_CASE("get_many refuses a key another process holds per on_cold, and keeps t
     REQUIRE(shared.try_lock(c.key(8) + ":#lock", "someone-else", 10s));
     CHECK_THROWS_AS(c.get_many(Ids{7, 8}), larder::ColdCacheError);
     CHECK(fn.calls == 1);
+    CHECK(c.stats().misses == 1);
+    CHECK(c.stats().cold_rejections == 1);
     CHECK(c(7).source() == Source::memory);
   }
+}
+
+TEST_CASE("A call served by another process's computation counts as coalesced, not as a miss",
+          "[bulk][lock][stats]") {
+  TwoProcesses p;
+  auto [fn_a, fn_b, a, b] = std::tie(p.fn_a, p.fn_b, p.a, p.b);
+  fn_a.close_gate();
+  auto first = std::async(std::launch::async, [&] { return *a(5); });
+  fn_a.wait_inside(1);  // process one holds the lock of 5 and computes it
+  auto second = std::async(std::launch::async, [&] { return b(5); });
+  std::this_thread::sleep_for(10ms);  // process two polls the shared tier
+  fn_a.open_gate();
+  CHECK(first.get() == 50);
+  CHECK(second.get().source() == Source::remote);
+  CHECK(fn_b.calls == 0);
+  const auto s = b.stats();
+  CHECK(s.coalesced == 1);
+  CHECK(s.misses == 0);
+  CHECK(s.requests() == 1);
+  CHECK(s.hit_ratio() == 1.0);
+  CHECK(a.stats().misses == 1);
+  CHECK(a.stats().requests() == 1);
 }
 
 TEST_CASE("get_many serves a value another process stored between its read and its lock",
@@ -487,8 +519,10 @@ TEST_CASE("get_many serves a value another process stored between its read and i
   CHECK(values_of(rs) == Ids{10, 20, 30});
   CHECK(sources_of(rs) == std::vector{Source::computed, Source::remote, Source::computed});
   CHECK(fn_b.calls == 1);
-  CHECK(fn_a.calls == 2);      // 2 was not computed again
-  CHECK(late.get_manys == 2);  // the bulk read, and the second read of the keys it locked
+  CHECK(fn_a.calls == 2);           // 2 was not computed again
+  CHECK(late.get_manys == 2);       // the bulk read, and the second read of the keys it locked
+  CHECK(a.stats().misses == 2);     // 1 and 3
+  CHECK(a.stats().coalesced == 1);  // 2: process b's computation
   for (std::int64_t k : {1, 2, 3}) CHECK_FALSE(shared.peek(a.key(k) + ":#lock"));  // released
   CHECK(a(2).source() == Source::memory);  // the value read under the lock went into memory
 }

@@ -228,6 +228,10 @@ TEST_CASE("Single-flight: 64 threads on a cold key compute once", "[cached][conc
   CHECK(s.misses == 1);
   CHECK(s.coalesced == kThreads - 1);
   CHECK(s.waiting == 0);
+  // Every call counted once; the 63 that waited were spared a computation.
+  CHECK(s.requests() == kThreads);
+  CHECK(s.answered() == kThreads - 1);
+  CHECK(s.hit_ratio() == static_cast<double>(kThreads - 1) / kThreads);
 }
 
 TEST_CASE("Single-flight table: flights of many keys are joined and removed by their key",

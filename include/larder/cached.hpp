@@ -552,8 +552,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
         }
         return on_stale(std::move(call), std::move(*remote), Source::remote, now, args...);
       }
-      misses_.add();
-      return compute_with_remote_lock(call, leader, now, args...);
+      return compute_with_remote_lock(call, leader, now, args...);  // counts a miss or a wait
     }
     misses_.add();
     return compute_and_store(call, leader, std::nullopt, args...);
@@ -685,7 +684,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
   };
 
   /// A cold key with a shared tier: one process computes under the lock; the others poll the
-  /// shared store for its result, up to cold_wait.
+  /// shared store for its result, up to cold_wait. The call is counted once: a miss if it computes,
+  /// coalesced if another process's value reaches it, a cold rejection if it gives up.
   result_type compute_with_remote_lock(const Call& call, typename Flights::Leader& leader,
                                        TimePoint now, detail::param_t<A>... args) {
     const auto deadline = detail::saturating_add(std::chrono::steady_clock::now(), opts_.cold_wait);
@@ -699,9 +699,11 @@ class Cached<Fn, detail::Signature<R, A...>> {
         if (auto remote = read_remote(call, clock_->now(), /*count_errors=*/false)) {
           fill_memory(call, remote->value, remote->stamps);
           leader.complete(remote->value, remote->stamps);
+          coalesced_.add();
           return result_type{std::move(remote->value), Source::remote, !remote->stamps.fresh(now),
                              remote->stamps.written, now};
         }
+        misses_.add();
         return compute_and_store(call, leader, std::nullopt, args...);
       }
       if (opts_.on_cold == OnCold::fail_fast) throw cold_refusal(call.key, "process", false);
@@ -716,6 +718,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
                            remote->stamps.written, now};
       }
     }
+    misses_.add();
     return compute_and_store(call, leader, std::nullopt, args...);
   }
 
@@ -1004,9 +1007,12 @@ class Cached<Fn, detail::Signature<R, A...>> {
       }
     }
     if (locked.empty()) return here;
-    // Bytes already found undecodable in the bulk read are not counted again.
-    for (auto& entry : serve_stored(locked, out, now, /*count_errors=*/false))
-      here.push_back(std::move(entry));
+    // Bytes already found undecodable in the bulk read are not counted again. A value found now
+    // was stored by the lock's previous holder: another process's computation.
+    const std::size_t was_locked = locked.size();
+    Led missing = serve_stored(locked, out, now, /*count_errors=*/false);
+    coalesced_.add(was_locked - missing.size());
+    for (auto& entry : missing) here.push_back(std::move(entry));
     return here;
   }
 
@@ -1059,6 +1065,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
                     Led& led, std::vector<std::optional<result_type>>& out,
                     std::exception_ptr& first_error) {
     if (led.empty()) return;
+    misses_.add(led.size());
     if constexpr (std::is_same_v<Loader, BulkNoLoader>) {
       (void)loader;
       for (auto& [m, leader] : led) {
@@ -1212,8 +1219,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
           continue;
         }
       }
-      misses_.add();
-      led.emplace_back(&m, std::move(leader));
+      led.emplace_back(&m, std::move(leader));  // counted where it is computed or served
     }
 
     // 4. Compute what we lead: one loader call, or fn per key. With a shared tier, each key is

@@ -9,14 +9,19 @@ namespace larder {
 
 /// A consistent-enough snapshot of one Cached's counters (each counter is exact; they are read one
 /// after the other, so a snapshot taken under load may be off by the calls in between).
+///
+/// Every call (every key of a get_many; a key repeated within one get_many counts once) is counted
+/// in exactly one of hits, stale_serves, misses, coalesced and cold_rejections.
 struct Stats {
   std::uint64_t hits = 0;            ///< served fresh from a store
-  std::uint64_t misses = 0;          ///< found nothing usable (cold, expired, undecodable)
+  std::uint64_t misses = 0;          ///< found nothing usable and computed (or tried to) itself
   std::uint64_t stale_serves = 0;    ///< served a stale value while a recompute ran or was due
   std::uint64_t stale_on_error = 0;  ///< served stale because the recompute failed (stale_if_error)
   std::uint64_t loads = 0;           ///< computations of the function that succeeded
   std::uint64_t load_failures = 0;   ///< computations that threw
-  std::uint64_t coalesced = 0;       ///< calls that received another caller's computation
+  /// calls that received another caller's computation: a thread of this process (single flight),
+  /// or another process that held the shared tier's lock
+  std::uint64_t coalesced = 0;
   std::uint64_t cold_rejections = 0;  ///< ColdCacheError thrown (fail_fast, or the wait ran out)
   std::uint64_t store_errors = 0;   ///< store I/O failures survived (the value was computed anyway)
   std::uint64_t decode_errors = 0;  ///< stored bytes that did not decode (treated as misses)
@@ -26,11 +31,16 @@ struct Stats {
   /// RedisStore::stats() for its state and counters). True without a byte store.
   bool store_available = true;
 
-  std::uint64_t requests() const noexcept { return hits + stale_serves + misses; }
-  /// Share of calls answered without computing: (hits + stale serves) / requests; 0 when idle.
+  /// Calls that got an answer or computed one: hits + stale serves + misses + coalesced (cold
+  /// rejections are counted apart).
+  std::uint64_t requests() const noexcept { return answered() + misses; }
+  /// Calls answered without running the function for them: hits + stale serves + coalesced (a
+  /// caller that waited for another's computation was spared one, as Guava counts it).
+  std::uint64_t answered() const noexcept { return hits + stale_serves + coalesced; }
+  /// Share of calls answered without computing: answered() / requests(); 0 when idle.
   double hit_ratio() const noexcept {
     const auto r = requests();
-    return r == 0 ? 0.0 : static_cast<double>(hits + stale_serves) / static_cast<double>(r);
+    return r == 0 ? 0.0 : static_cast<double>(answered()) / static_cast<double>(r);
   }
   /// Mean time of one computation; 0 before the first.
   std::chrono::nanoseconds mean_load_time() const noexcept {
@@ -41,11 +51,11 @@ struct Stats {
   /// nanoseconds::max() (about 292 years) where the product does not fit.
   std::chrono::nanoseconds time_saved() const noexcept {
     const std::int64_t mean = mean_load_time().count();
-    const std::uint64_t answered = hits + stale_serves;
-    if (mean <= 0 || answered == 0) return std::chrono::nanoseconds{0};
-    if (answered > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max() / mean))
+    const std::uint64_t spared = answered();
+    if (mean <= 0 || spared == 0) return std::chrono::nanoseconds{0};
+    if (spared > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max() / mean))
       return std::chrono::nanoseconds::max();
-    return std::chrono::nanoseconds{mean * static_cast<std::int64_t>(answered)};
+    return std::chrono::nanoseconds{mean * static_cast<std::int64_t>(spared)};
   }
 };
 

@@ -110,7 +110,7 @@ inline Verdict assess(const Stats& s, const AssessOptions& o = {}) {
   detail::validate(o);
   using K = Verdict::Kind;
   const std::uint64_t calls = s.requests();
-  const std::uint64_t answered = s.hits + s.stale_serves;
+  const std::uint64_t answered = s.answered();
   const std::uint64_t computations = s.loads + s.load_failures;
   if (calls > 0 && detail::share(s.store_errors, calls) > o.max_error_ratio)
     return {K::failing, fmt::format("the store failed {} times in {} calls: values were computed "
@@ -200,7 +200,7 @@ inline std::string prometheus_text(std::span<const NamedStats> all,
   };
   family("hits_total", "counter", "Calls served fresh from a store.",
          [](const Stats& s) { return s.hits; });
-  family("misses_total", "counter", "Calls that found nothing usable and computed or waited.",
+  family("misses_total", "counter", "Calls that found nothing usable and computed (or tried to).",
          [](const Stats& s) { return s.misses; });
   family("stale_serves_total", "counter", "Calls served a stale value while it was recomputed.",
          [](const Stats& s) { return s.stale_serves; });
@@ -224,7 +224,7 @@ inline std::string prometheus_text(std::span<const NamedStats> all,
          [](const Stats& s) { return s.waiting; });
   family("store_available", "gauge", "1 unless the shared store is being skipped.",
          [](const Stats& s) { return s.store_available ? 1 : 0; });
-  family("hit_ratio", "gauge", "(hits + stale serves) / calls since start.",
+  family("hit_ratio", "gauge", "(hits + stale serves + coalesced) / calls since start.",
          [](const Stats& s) { return s.hit_ratio(); });
   family("helping", "gauge", "1 if assess() says the cache helps, else 0.",
          [](const Stats& s) { return assess(s).kind == Verdict::Kind::helping ? 1 : 0; });
