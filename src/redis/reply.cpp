@@ -68,7 +68,8 @@ void* create_nil(const redisReadTask* task) {
   return make(task, [](Reply& r) { r.type = REDIS_REPLY_NIL; });
 }
 #if defined(HIREDIS_MAJOR) && HIREDIS_MAJOR >= 1
-// RESP3 only (larder never sends HELLO 3); kept as text and as an integer.
+// RESP3 only (larder never sends HELLO 3): a double is kept as the text the server sent (its
+// parsed value is dropped), a boolean as integer 0 or 1.
 void* create_double(const redisReadTask* task, double, char* str, std::size_t len) {
   return make(task, [&](Reply& r) { r.str.assign(str, len); });
 }
