@@ -409,6 +409,39 @@ struct RedisStore::Impl {
     }
   }
 
+  /// Which of `keys` (full keys of locks) hold `token` now: one MGET. A lock attempt retried on a
+  /// fresh connection (run(): the server closed the pooled one) asks it of the keys its SET NX
+  /// found held, since the first attempt's SET may have been applied with its reply lost: the
+  /// caller would otherwise wait for its own lock until the lease ends. The tokens are unique per
+  /// attempt, so a key holding this one is this caller's lock, with the lease it asked for.
+  std::vector<bool> held_by(redisContext* c, std::span<const std::string* const> keys,
+                            std::string_view token) {
+    std::vector<const char*> ptr{"MGET"};
+    std::vector<std::size_t> len{4};
+    ptr.reserve(keys.size() + 1);
+    len.reserve(keys.size() + 1);
+    for (const std::string* k : keys) {
+      ptr.push_back(k->data());
+      len.push_back(k->size());
+    }
+    commands.fetch_add(1, std::memory_order_relaxed);
+    redis::Reply* raw = nullptr;
+    {
+      const redis::SigpipeGuard guard{std::accumulate(len.begin(), len.end(), std::size_t{0})};
+      raw = static_cast<redis::Reply*>(
+          redisCommandArgv(c, static_cast<int>(ptr.size()), ptr.data(), len.data()));
+    }
+    if (raw == nullptr) throw error(c, nullptr, "MGET");
+    ReplyPtr reply{raw};
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements.size() != keys.size())
+      throw error(c, reply.get(), "MGET");
+    std::vector<bool> ours;
+    ours.reserve(keys.size());
+    for (const redis::Reply* e : reply->elements)
+      ours.push_back(e->type == REDIS_REPLY_STRING && e->str == token);
+    return ours;
+  }
+
   std::string full_key(std::string_view key) const {
     std::string k;
     k.reserve(opts.key_prefix.size() + key.size());
@@ -716,10 +749,15 @@ bool RedisStore::try_lock(std::string_view key, std::string_view token,
     throw std::invalid_argument("larder::RedisStore::try_lock: lease must be > 0");
   const std::string full = impl_->full_key(key);
   const std::string px = px_of(lease);
+  int attempt = 0;
   return impl_->run("SET NX", [&](redisContext* c) {
+    const bool retry = attempt++ != 0;
     const Argv<6> argv = lock_argv(full, token, px);
     auto reply = impl_->command(c, argv, "SET NX");
-    return reply->type == REDIS_REPLY_STATUS;  // +OK; nil when someone holds it
+    if (reply->type == REDIS_REPLY_STATUS) return true;  // +OK; nil when someone holds it
+    // A retry (see run()): the first SET may have been applied and its reply lost.
+    const std::string* held[] = {&full};
+    return retry && impl_->held_by(c, held, token)[0];
   });
 }
 
@@ -733,7 +771,9 @@ std::vector<bool> RedisStore::try_lock_many(std::span<const std::string> keys,
   full.reserve(keys.size());
   for (const auto& k : keys) full.push_back(impl_->full_key(k));
   const std::string px = px_of(lease);
+  int attempt = 0;
   return impl_->run("SET NX", [&](redisContext* c) {
+    const bool retry = attempt++ != 0;
     for (const auto& k : full) {
       const Argv<6> argv = lock_argv(k, token, px);
       if (redisAppendCommandArgv(c, argv.n, argv.ptr.data(), argv.len.data()) != REDIS_OK)
@@ -758,6 +798,18 @@ std::vector<bool> RedisStore::try_lock_many(std::span<const std::string> keys,
     for (const auto& reply : replies) {
       if (reply->type == REDIS_REPLY_ERROR) throw impl_->error(c, reply.get(), "SET NX");
       taken.push_back(reply->type == REDIS_REPLY_STATUS);  // +OK; nil when someone holds it
+    }
+    if (retry) {
+      // The first pipeline may have been applied and its replies lost (see run()): a key found
+      // held may be held by this token.
+      std::vector<const std::string*> refused;
+      for (std::size_t i = 0; i < full.size(); ++i)
+        if (!taken[i]) refused.push_back(&full[i]);
+      if (!refused.empty()) {
+        const std::vector<bool> ours = impl_->held_by(c, refused, token);
+        for (std::size_t i = 0, j = 0; i < full.size(); ++i)
+          if (!taken[i]) taken[i] = ours[j++];
+      }
     }
     return taken;
   });
