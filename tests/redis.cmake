@@ -23,3 +23,11 @@ if(TARGET larder_redis)
   target_compile_definitions(larder_redis_invalidation_tests PRIVATE
     LARDER_INVALIDATION_HELPER="$<TARGET_FILE:redis_invalidation_helper>")
 endif()
+
+# RedisStore out of memory: its own executable (it replaces operator new), and a FakeRedis for a
+# server.
+if(TARGET larder_redis)
+  larder_add_test(larder_redis_fault_tests LABEL redis TIMEOUT 60
+    SOURCES redis_fault_test.cpp
+    LIBS larder::redis)
+endif()

@@ -98,6 +98,10 @@ SteadyNs steady_after(std::chrono::milliseconds d) {
 /// as long as an absurd breaker_cooldown would overflow the condition variable's deadline.
 constexpr std::chrono::nanoseconds kMaxRetryWait = std::chrono::hours{1};
 
+/// The pool's idle list is reserved for this many connections (or pool_size, if fewer) when the
+/// store is made; a larger pool's grows as connections open (8 bytes each).
+constexpr std::size_t kIdleReserve = 1024;
+
 /// A command's arguments as hiredis wants them, without copying the bytes.
 template <std::size_t N>
 struct Argv {
@@ -142,6 +146,7 @@ struct RedisStore::Impl {
                                           std::string_view message) { publish(channel, message); },
                         .log = [this](LogLevel level,
                                       std::string_view message) { this->log(level, message); }});
+    idle.reserve(std::min(opts.pool_size, kIdleReserve));
   }
 
   ~Impl() {
@@ -157,7 +162,7 @@ struct RedisStore::Impl {
   // ---- pool
   std::mutex pool_mutex;
   std::condition_variable pool_cv;
-  std::vector<ContextPtr> idle;
+  std::vector<ContextPtr> idle;  // its capacity is >= open, so that release() never allocates
   std::size_t open = 0;
 
   // ---- breaker
@@ -253,6 +258,10 @@ struct RedisStore::Impl {
         return l;
       }
       if (open < opts.pool_size) {
+        // Room in idle for every open connection first (already there unless pool_size is over
+        // kIdleReserve): release() must not allocate, or a failure there would lose the slot.
+        if (idle.capacity() <= open)
+          idle.reserve(std::min(opts.pool_size, std::max(open + 1, 2 * idle.capacity())));
         ++open;
         lock.unlock();
         try {
@@ -280,11 +289,14 @@ struct RedisStore::Impl {
     }
   }
 
-  void release(ContextPtr conn, bool healthy) {
+  /// Returns a borrowed connection: to idle if healthy, else closed (its slot freed). Never
+  /// allocates: idle has room for every open connection (see acquire()); were there none, the
+  /// connection would be closed rather than its slot lost.
+  void release(ContextPtr conn, bool healthy) noexcept {
     ContextPtr dropped;
     {
       std::lock_guard lock{pool_mutex};
-      if (healthy) {
+      if (healthy && idle.size() < idle.capacity()) {
         idle.push_back(std::move(conn));
       } else {
         --open;
@@ -294,12 +306,13 @@ struct RedisStore::Impl {
     pool_cv.notify_one();
   }
 
-  void drop_idle() {
-    std::vector<ContextPtr> dropped;  // freed outside the lock
+  void drop_idle() noexcept {
     {
+      // Freed under the lock (closing a socket does not block): moving them out would take idle's
+      // capacity with them, which release() relies on. A rare path: the server closed them.
       std::lock_guard lock{pool_mutex};
       open -= idle.size();
-      dropped.swap(idle);
+      idle.clear();
     }
     pool_cv.notify_all();
   }
