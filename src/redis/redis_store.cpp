@@ -27,6 +27,8 @@
 // as the breaker admits a call again; until they are sent, every get, get_many, set, erase and
 // PUBLISH sends them first, and fails if it cannot: nothing is read past a DEL still pending, and
 // no value is written that the DEL would then remove. With none pending that costs one atomic load.
+// A thread that cannot be started (std::thread throws) leaves them pending, said in the StoreError
+// and logged: the next call sends them first, and the thread is tried again (wake_retrier()).
 #include "larder/redis_store.hpp"
 
 #include <fmt/format.h>
@@ -503,6 +505,7 @@ struct RedisStore::Impl {
     try {
       send_pending();
     } catch (const StoreError& e) {
+      wake_retrier();  // in case it could not be started when they were deferred
       throw StoreError(
           fmt::format("larder::RedisStore: {} on {} not sent: the pending "
                       "invalidations must go first and could not ({})",
@@ -571,18 +574,42 @@ struct RedisStore::Impl {
       pending_any.store(true, std::memory_order_release);
     }
     deferred.fetch_add(1, std::memory_order_relaxed);
-    wake_retrier();
+    if (!wake_retrier())
+      return fmt::format(
+          "{}; the invalidation ({}) was NOT applied: it is pending ({} in all) and will be sent "
+          "before this store reads or writes anything else (the store's retry thread could not be "
+          "started, so not before that call)",
+          why, what, n);
     return fmt::format(
         "{}; the invalidation ({}) was NOT applied: it is pending ({} in all) and will be retried "
         "as soon as Redis answers, before this store reads or writes anything else",
         why, what, n);
   }
 
-  void wake_retrier() {
-    std::lock_guard lock{retry_mutex};
-    if (retry_stop) return;
-    if (!retrier.joinable()) retrier = std::thread{[this] { retry_loop(); }};
+  /// Starts the pending-invalidation thread if it is not running, and wakes it. False if it could
+  /// not be started (std::thread threw: no thread left to the process, or no memory): logged, and
+  /// what is pending stays pending, sent first by the store's next get, get_many, set, erase or
+  /// PUBLISH (settle()); the next deferral, or failed settle(), tries to start the thread again.
+  bool wake_retrier() noexcept {
+    try {
+      std::lock_guard lock{retry_mutex};
+      if (retry_stop) return true;  // the store is being destroyed: stop_retrier() reports them
+      if (!retrier.joinable()) retrier = std::thread{[this] { retry_loop(); }};
+    } catch (const std::exception& e) {
+      try {
+        log(LogLevel::error,
+            fmt::format("larder::RedisStore: the thread that retries pending invalidations on {} "
+                        "could not be started ({}); they are sent before this store's next call",
+                        endpoint, e.what()));
+      } catch (...) {
+        log(LogLevel::error,
+            "larder::RedisStore: the thread that retries pending invalidations could not be "
+            "started; they are sent before this store's next call");
+      }
+      return false;
+    }
     retry_cv.notify_all();
+    return true;
   }
 
   /// The pending-invalidation thread: sends them once the breaker admits a call.
