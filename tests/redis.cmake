@@ -23,3 +23,15 @@ if(TARGET larder_redis)
   target_compile_definitions(larder_redis_invalidation_tests PRIVATE
     LARDER_INVALIDATION_HELPER="$<TARGET_FILE:redis_invalidation_helper>")
 endif()
+
+# RedisStore out of memory or out of threads: its own executable (it replaces operator new and
+# pthread_create), and a FakeRedis for a server. Sanitizer runtimes intercept pthread_create
+# themselves: with one, the thread test is left out.
+if(TARGET larder_redis)
+  larder_add_test(larder_redis_fault_tests LABEL redis TIMEOUT 60
+    SOURCES redis_fault_test.cpp
+    LIBS larder::redis ${CMAKE_DL_LIBS})
+  if(LARDER_SANITIZE)
+    target_compile_definitions(larder_redis_fault_tests PRIVATE LARDER_NO_THREAD_INTERPOSITION)
+  endif()
+endif()

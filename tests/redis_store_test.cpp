@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -19,6 +20,7 @@
 #include <larder/tiered_store.hpp>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -276,6 +278,99 @@ TEST_CASE("try_lock_many takes the free locks in one pipelined round trip", "[re
   CHECK(store.try_lock_many({}, "alice", 10s).empty());
   CHECK_THROWS_AS(store.try_lock_many(keys, "alice", 0ms), std::invalid_argument);
   CHECK(store.stats().errors == 0);
+}
+
+namespace {
+
+/// A FakeRedis handler that keeps strings (SET [NX] [PX], GET, MGET, PING) and can lose replies:
+/// while `lose` > 0, each SET is applied (or refused, as Redis would) and its reply lost: the
+/// connection is closed at the last lost one. With `thief`, a SET whose reply is lost stores the
+/// thief's token instead (this caller's lease ran out and another process took the lock).
+struct LossyRedis {
+  std::mutex mutex;
+  std::map<std::string, std::string> data;
+  std::vector<std::string> commands;  // names, in order
+  int lose = 0;
+  bool thief = false;
+
+  static std::string bulk(const std::string* s) {
+    return s ? "$" + std::to_string(s->size()) + "\r\n" + *s + "\r\n" : "$-1\r\n";
+  }
+  std::optional<std::string> operator()(std::size_t, const std::vector<std::string>& argv) {
+    std::lock_guard lock{mutex};
+    commands.push_back(argv[0]);
+    std::string reply = "-ERR unknown command\r\n";
+    if (argv[0] == "PING") {
+      reply = "+PONG\r\n";
+    } else if (argv[0] == "SET") {
+      const bool nx = std::find(argv.begin(), argv.end(), "NX") != argv.end();
+      if (nx && data.contains(argv[1])) {
+        reply = "$-1\r\n";
+      } else {
+        data[argv[1]] = lose > 0 && thief ? "thief" : argv[2];
+        reply = "+OK\r\n";
+      }
+      if (lose > 0) return --lose > 0 ? std::optional<std::string>{""} : std::nullopt;
+    } else if (argv[0] == "GET" || argv[0] == "MGET") {
+      reply = argv[0] == "MGET" ? "*" + std::to_string(argv.size() - 1) + "\r\n" : "";
+      for (std::size_t i = 1; i < argv.size(); ++i) {
+        const auto it = data.find(argv[i]);
+        reply += bulk(it == data.end() ? nullptr : &it->second);
+      }
+    }
+    return reply;
+  }
+  /// The next `n` SET replies are lost (see above); with `stolen`, by a thief.
+  void lose_next(int n, bool stolen = false) {
+    std::lock_guard lock{mutex};
+    lose = n;
+    thief = stolen;
+  }
+  auto handler() {
+    return [this](std::size_t c, const std::vector<std::string>& argv) { return (*this)(c, argv); };
+  }
+};
+
+}  // namespace
+
+TEST_CASE("A lock whose SET NX reply was lost is this caller's on the retry, not another's",
+          "[redis][lock]") {
+  // The server applies the SET NX sent on a pooled connection, then closes it unanswered (the
+  // reply is lost). The store retries once on a fresh connection, where SET NX finds the key held:
+  // by this caller's own token, so the lock is taken (not waited for until its lease ends); by
+  // another's, so it is not.
+  LossyRedis redis;
+  larder::testing::FakeRedis fake{redis.handler()};
+  larder::RedisStore store{local(fake.port())};
+
+  store.ping();  // a pooled connection: a closed one is retried
+  redis.lose_next(1);
+  CHECK(store.try_lock("L", "mine", 10s));
+  store.ping();
+  redis.lose_next(1, true);
+  CHECK_FALSE(store.try_lock("T", "mine", 10s));
+
+  // The same for a batch: the whole pipeline applied, every reply lost; B was held by bob.
+  store.ping();
+  {
+    std::lock_guard lock{redis.mutex};
+    redis.data["B"] = "bob";
+  }
+  redis.lose_next(3);
+  const std::vector<std::string> keys{"A", "B", "C"};
+  CHECK(store.try_lock_many(keys, "mine", 10s) == std::vector<bool>{true, false, true});
+  {
+    std::lock_guard lock{redis.mutex};
+    CHECK(redis.data["A"] == "mine");
+    CHECK(redis.data["B"] == "bob");
+    CHECK(redis.data["C"] == "mine");
+    CHECK(redis.data["L"] == "mine");
+  }
+  // No lost reply: a held key is refused with no further command.
+  const auto sent = store.stats().commands;
+  CHECK_FALSE(store.try_lock("B", "mine", 10s));
+  CHECK(store.stats().commands == sent + 1);
+  CHECK(store.stats().errors == 0);  // each lost reply was retried, not failed
 }
 
 TEST_CASE("A crashed holder's lock delays a cold key by its lease, no more", "[redis][lock]") {

@@ -132,9 +132,12 @@ class RedisStore final : public ByteStore {
   /// answers again (a thread of the store retries it), and before any later get, get_many, set or
   /// erase of this store, which fail rather than read past a DEL still pending.
   void erase(std::string_view key) override;
+  /// SET NX PX. An attempt retried on a fresh connection (the pooled one was closed) that finds the
+  /// key held takes it if it holds `token`: the first SET may have been applied, its reply lost.
   bool try_lock(std::string_view key, std::string_view token,
                 std::chrono::milliseconds lease) override;
-  /// SET NX PX for every key, pipelined: one round trip.
+  /// SET NX PX for every key, pipelined: one round trip (a retry reads back the keys found held,
+  /// as try_lock does).
   std::vector<bool> try_lock_many(std::span<const std::string> keys, std::string_view token,
                                   std::chrono::milliseconds lease) override;
   bool unlock(std::string_view key, std::string_view token) override;

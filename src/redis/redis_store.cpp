@@ -27,6 +27,8 @@
 // as the breaker admits a call again; until they are sent, every get, get_many, set, erase and
 // PUBLISH sends them first, and fails if it cannot: nothing is read past a DEL still pending, and
 // no value is written that the DEL would then remove. With none pending that costs one atomic load.
+// A thread that cannot be started (std::thread throws) leaves them pending, said in the StoreError
+// and logged: the next call sends them first, and the thread is tried again (wake_retrier()).
 #include "larder/redis_store.hpp"
 
 #include <fmt/format.h>
@@ -98,6 +100,10 @@ SteadyNs steady_after(std::chrono::milliseconds d) {
 /// as long as an absurd breaker_cooldown would overflow the condition variable's deadline.
 constexpr std::chrono::nanoseconds kMaxRetryWait = std::chrono::hours{1};
 
+/// The pool's idle list is reserved for this many connections (or pool_size, if fewer) when the
+/// store is made; a larger pool's grows as connections open (8 bytes each).
+constexpr std::size_t kIdleReserve = 1024;
+
 /// A command's arguments as hiredis wants them, without copying the bytes.
 template <std::size_t N>
 struct Argv {
@@ -142,6 +148,7 @@ struct RedisStore::Impl {
                                           std::string_view message) { publish(channel, message); },
                         .log = [this](LogLevel level,
                                       std::string_view message) { this->log(level, message); }});
+    idle.reserve(std::min(opts.pool_size, kIdleReserve));
   }
 
   ~Impl() {
@@ -157,7 +164,7 @@ struct RedisStore::Impl {
   // ---- pool
   std::mutex pool_mutex;
   std::condition_variable pool_cv;
-  std::vector<ContextPtr> idle;
+  std::vector<ContextPtr> idle;  // its capacity is >= open, so that release() never allocates
   std::size_t open = 0;
 
   // ---- breaker
@@ -253,6 +260,10 @@ struct RedisStore::Impl {
         return l;
       }
       if (open < opts.pool_size) {
+        // Room in idle for every open connection first (already there unless pool_size is over
+        // kIdleReserve): release() must not allocate, or a failure there would lose the slot.
+        if (idle.capacity() <= open)
+          idle.reserve(std::min(opts.pool_size, std::max(open + 1, 2 * idle.capacity())));
         ++open;
         lock.unlock();
         try {
@@ -280,11 +291,14 @@ struct RedisStore::Impl {
     }
   }
 
-  void release(ContextPtr conn, bool healthy) {
+  /// Returns a borrowed connection: to idle if healthy, else closed (its slot freed). Never
+  /// allocates: idle has room for every open connection (see acquire()); were there none, the
+  /// connection would be closed rather than its slot lost.
+  void release(ContextPtr conn, bool healthy) noexcept {
     ContextPtr dropped;
     {
       std::lock_guard lock{pool_mutex};
-      if (healthy) {
+      if (healthy && idle.size() < idle.capacity()) {
         idle.push_back(std::move(conn));
       } else {
         --open;
@@ -294,12 +308,13 @@ struct RedisStore::Impl {
     pool_cv.notify_one();
   }
 
-  void drop_idle() {
-    std::vector<ContextPtr> dropped;  // freed outside the lock
+  void drop_idle() noexcept {
     {
+      // Freed under the lock (closing a socket does not block): moving them out would take idle's
+      // capacity with them, which release() relies on. A rare path: the server closed them.
       std::lock_guard lock{pool_mutex};
       open -= idle.size();
-      dropped.swap(idle);
+      idle.clear();
     }
     pool_cv.notify_all();
   }
@@ -409,6 +424,39 @@ struct RedisStore::Impl {
     }
   }
 
+  /// Which of `keys` (full keys of locks) hold `token` now: one MGET. A lock attempt retried on a
+  /// fresh connection (run(): the server closed the pooled one) asks it of the keys its SET NX
+  /// found held, since the first attempt's SET may have been applied with its reply lost: the
+  /// caller would otherwise wait for its own lock until the lease ends. The tokens are unique per
+  /// attempt, so a key holding this one is this caller's lock, with the lease it asked for.
+  std::vector<bool> held_by(redisContext* c, std::span<const std::string* const> keys,
+                            std::string_view token) {
+    std::vector<const char*> ptr{"MGET"};
+    std::vector<std::size_t> len{4};
+    ptr.reserve(keys.size() + 1);
+    len.reserve(keys.size() + 1);
+    for (const std::string* k : keys) {
+      ptr.push_back(k->data());
+      len.push_back(k->size());
+    }
+    commands.fetch_add(1, std::memory_order_relaxed);
+    redis::Reply* raw = nullptr;
+    {
+      const redis::SigpipeGuard guard{std::accumulate(len.begin(), len.end(), std::size_t{0})};
+      raw = static_cast<redis::Reply*>(
+          redisCommandArgv(c, static_cast<int>(ptr.size()), ptr.data(), len.data()));
+    }
+    if (raw == nullptr) throw error(c, nullptr, "MGET");
+    ReplyPtr reply{raw};
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements.size() != keys.size())
+      throw error(c, reply.get(), "MGET");
+    std::vector<bool> ours;
+    ours.reserve(keys.size());
+    for (const redis::Reply* e : reply->elements)
+      ours.push_back(e->type == REDIS_REPLY_STRING && e->str == token);
+    return ours;
+  }
+
   std::string full_key(std::string_view key) const {
     std::string k;
     k.reserve(opts.key_prefix.size() + key.size());
@@ -457,6 +505,7 @@ struct RedisStore::Impl {
     try {
       send_pending();
     } catch (const StoreError& e) {
+      wake_retrier();  // in case it could not be started when they were deferred
       throw StoreError(
           fmt::format("larder::RedisStore: {} on {} not sent: the pending "
                       "invalidations must go first and could not ({})",
@@ -525,18 +574,42 @@ struct RedisStore::Impl {
       pending_any.store(true, std::memory_order_release);
     }
     deferred.fetch_add(1, std::memory_order_relaxed);
-    wake_retrier();
+    if (!wake_retrier())
+      return fmt::format(
+          "{}; the invalidation ({}) was NOT applied: it is pending ({} in all) and will be sent "
+          "before this store reads or writes anything else (the store's retry thread could not be "
+          "started, so not before that call)",
+          why, what, n);
     return fmt::format(
         "{}; the invalidation ({}) was NOT applied: it is pending ({} in all) and will be retried "
         "as soon as Redis answers, before this store reads or writes anything else",
         why, what, n);
   }
 
-  void wake_retrier() {
-    std::lock_guard lock{retry_mutex};
-    if (retry_stop) return;
-    if (!retrier.joinable()) retrier = std::thread{[this] { retry_loop(); }};
+  /// Starts the pending-invalidation thread if it is not running, and wakes it. False if it could
+  /// not be started (std::thread threw: no thread left to the process, or no memory): logged, and
+  /// what is pending stays pending, sent first by the store's next get, get_many, set, erase or
+  /// PUBLISH (settle()); the next deferral, or failed settle(), tries to start the thread again.
+  bool wake_retrier() noexcept {
+    try {
+      std::lock_guard lock{retry_mutex};
+      if (retry_stop) return true;  // the store is being destroyed: stop_retrier() reports them
+      if (!retrier.joinable()) retrier = std::thread{[this] { retry_loop(); }};
+    } catch (const std::exception& e) {
+      try {
+        log(LogLevel::error,
+            fmt::format("larder::RedisStore: the thread that retries pending invalidations on {} "
+                        "could not be started ({}); they are sent before this store's next call",
+                        endpoint, e.what()));
+      } catch (...) {
+        log(LogLevel::error,
+            "larder::RedisStore: the thread that retries pending invalidations could not be "
+            "started; they are sent before this store's next call");
+      }
+      return false;
+    }
     retry_cv.notify_all();
+    return true;
   }
 
   /// The pending-invalidation thread: sends them once the breaker admits a call.
@@ -716,10 +789,15 @@ bool RedisStore::try_lock(std::string_view key, std::string_view token,
     throw std::invalid_argument("larder::RedisStore::try_lock: lease must be > 0");
   const std::string full = impl_->full_key(key);
   const std::string px = px_of(lease);
+  int attempt = 0;
   return impl_->run("SET NX", [&](redisContext* c) {
+    const bool retry = attempt++ != 0;
     const Argv<6> argv = lock_argv(full, token, px);
     auto reply = impl_->command(c, argv, "SET NX");
-    return reply->type == REDIS_REPLY_STATUS;  // +OK; nil when someone holds it
+    if (reply->type == REDIS_REPLY_STATUS) return true;  // +OK; nil when someone holds it
+    // A retry (see run()): the first SET may have been applied and its reply lost.
+    const std::string* held[] = {&full};
+    return retry && impl_->held_by(c, held, token)[0];
   });
 }
 
@@ -733,7 +811,9 @@ std::vector<bool> RedisStore::try_lock_many(std::span<const std::string> keys,
   full.reserve(keys.size());
   for (const auto& k : keys) full.push_back(impl_->full_key(k));
   const std::string px = px_of(lease);
+  int attempt = 0;
   return impl_->run("SET NX", [&](redisContext* c) {
+    const bool retry = attempt++ != 0;
     for (const auto& k : full) {
       const Argv<6> argv = lock_argv(k, token, px);
       if (redisAppendCommandArgv(c, argv.n, argv.ptr.data(), argv.len.data()) != REDIS_OK)
@@ -758,6 +838,18 @@ std::vector<bool> RedisStore::try_lock_many(std::span<const std::string> keys,
     for (const auto& reply : replies) {
       if (reply->type == REDIS_REPLY_ERROR) throw impl_->error(c, reply.get(), "SET NX");
       taken.push_back(reply->type == REDIS_REPLY_STATUS);  // +OK; nil when someone holds it
+    }
+    if (retry) {
+      // The first pipeline may have been applied and its replies lost (see run()): a key found
+      // held may be held by this token.
+      std::vector<const std::string*> refused;
+      for (std::size_t i = 0; i < full.size(); ++i)
+        if (!taken[i]) refused.push_back(&full[i]);
+      if (!refused.empty()) {
+        const std::vector<bool> ours = impl_->held_by(c, refused, token);
+        for (std::size_t i = 0, j = 0; i < full.size(); ++i)
+          if (!taken[i]) taken[i] = ours[j++];
+      }
     }
     return taken;
   });
