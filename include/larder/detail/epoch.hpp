@@ -90,7 +90,15 @@ class EpochDomain {
   /// value is >= e + 2.
   std::uint64_t try_advance() noexcept {
     const std::uint64_t e = epoch_.load(std::memory_order_seq_cst);
-    if (asymmetric_) heavy_barrier();
+    // The caller unlinked nodes before this; a reader announces, then loads pointers. Neither side
+    // may miss the other's write (a store-buffering pattern), so each needs a full barrier between
+    // its write and its read: the membarrier runs one on every reader; without it the reader's
+    // exchange is one, and this fence is the writer's (an x86 locked instruction gave it for free,
+    // weaker orderings such as ARM's do not).
+    if (asymmetric_)
+      heavy_barrier();
+    else
+      std::atomic_thread_fence(std::memory_order_seq_cst);
     for (Record* r = head_.load(std::memory_order_acquire); r != nullptr; r = r->next) {
       const std::uint64_t seen = r->epoch.load(std::memory_order_seq_cst);
       if (seen != kIdle && seen != e) return e;
