@@ -527,3 +527,43 @@ TEST_CASE("Cached: one computation per key at a time under calls, refreshes and 
     CHECK_NOTHROW(store.check_invariants());
   }
 }
+
+TEST_CASE("put with a namespace id being registered meanwhile is refused or stored, never raced",
+          "[memory][stress]") {
+  // A put given an id nobody handed out yet is misuse, and must meet std::invalid_argument: it
+  // reads the table of namespaces (growing in chunks of 256 ids) while namespace_id writes it.
+  larder::MemoryStore store;
+  constexpr std::uint32_t kIds = 600;  // three chunks
+  const auto now = larder::SystemClock::instance().now();
+  const larder::Stamps stamps{now, now + 1h, now + 1h};
+  std::atomic<std::uint32_t> registered{0};
+  std::atomic<int> unexpected_ids{0};  // counted, not CHECKed: Catch2 asserts on one thread only
+  std::thread registrar{[&] {
+    for (std::uint32_t i = 1; i <= kIds; ++i) {
+      if (store.namespace_id<Key, std::int64_t>("ns" + std::to_string(i)) != i) ++unexpected_ids;
+      registered.store(i, std::memory_order_release);
+    }
+  }};
+  int stored = 0;
+  int refused = 0;
+  while (registered.load(std::memory_order_acquire) < kIds) {
+    for (std::uint32_t id = 1; id <= kIds; id += 7) {
+      const bool known = id <= registered.load(std::memory_order_acquire);
+      try {
+        store.put<Key, std::int64_t>(
+            id, hash_of(id), [&](const Key& k) { return std::get<0>(k) == id; }, Key{id},
+            std::make_shared<const std::int64_t>(id), stamps);
+        ++stored;
+      } catch (const std::invalid_argument&) {
+        CHECK_FALSE(known);  // an id handed out before the put is never refused
+        ++refused;
+      }
+    }
+  }
+  registrar.join();
+  CHECK(unexpected_ids == 0);
+  CHECK(stored > 0);
+  INFO("refused " << refused);
+  store.maintain(now);
+  CHECK_NOTHROW(store.check_invariants());
+}

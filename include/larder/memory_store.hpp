@@ -139,11 +139,14 @@ class MemoryStore final : public Store {
     const std::size_t id = namespaces_.size() + 1;
     if (id > kMaxNamespaces)
       throw std::length_error("larder::MemoryStore: more than 65,535 cached functions share it");
-    auto& chunk = destroyers_[id / kDestroyChunk];
-    if (chunk == nullptr) chunk = std::make_unique<Destroy[]>(kDestroyChunk);
+    auto& chunk = destroy_chunks_[id / kDestroyChunk];
+    if (chunk == nullptr) {
+      chunk = std::make_unique<std::atomic<Destroy>[]>(kDestroyChunk);
+      destroyers_[id / kDestroyChunk].store(chunk.get(), std::memory_order_release);
+    }
     namespaces_.emplace(std::string(name),
                         NamespaceInfo{static_cast<std::uint32_t>(id), typeid(K), typeid(V)});
-    chunk[id % kDestroyChunk] = &TypedNode<K, V>::destroy;
+    chunk[id % kDestroyChunk].store(&TypedNode<K, V>::destroy, std::memory_order_release);
     return static_cast<std::uint32_t>(id);
   }
 
@@ -571,11 +574,13 @@ class MemoryStore final : public Store {
   using Destroy = void (*)(Node*) noexcept;
   static constexpr std::size_t kMaxNamespaces = 0xFFFF;  // ids fit ReaderPart::ns
   static constexpr std::size_t kDestroyChunk = 256;
-  /// The destroy function of namespace ns, or null if ns was never registered.
+  /// The destroy function of namespace ns, or null if ns was never registered. Takes no lock:
+  /// put() checks an id it was given while another thread may be registering one.
   Destroy destroyer(std::uint32_t ns) const noexcept {
     if (ns == 0 || ns > kMaxNamespaces) return nullptr;
-    const auto& chunk = destroyers_[ns / kDestroyChunk];
-    return chunk == nullptr ? nullptr : chunk[ns % kDestroyChunk];
+    const std::atomic<Destroy>* chunk =
+        destroyers_[ns / kDestroyChunk].load(std::memory_order_acquire);
+    return chunk == nullptr ? nullptr : chunk[ns % kDestroyChunk].load(std::memory_order_acquire);
   }
   void free_node(Node* n) const noexcept { destroyer(n->ns)(n); }
 
@@ -1084,8 +1089,12 @@ class MemoryStore final : public Store {
   std::mutex namespaces_mutex_;
   std::unordered_map<std::string, NamespaceInfo> namespaces_;
   // Each namespace's destroy function, by id, in chunks allocated as ids are handed out (written
-  // under namespaces_mutex_ before the id is returned; an entry never changes after that).
-  std::array<std::unique_ptr<Destroy[]>, kMaxNamespaces / kDestroyChunk + 1> destroyers_;
+  // under namespaces_mutex_ before the id is returned; an entry never changes after that). Read
+  // without the lock, through destroyers_, so that a put() given an id not yet registered (misuse)
+  // gets its std::invalid_argument rather than a data race.
+  static constexpr std::size_t kDestroyChunks = kMaxNamespaces / kDestroyChunk + 1;
+  std::array<std::unique_ptr<std::atomic<Destroy>[]>, kDestroyChunks> destroy_chunks_;
+  std::array<std::atomic<const std::atomic<Destroy>*>, kDestroyChunks> destroyers_{};
 };
 
 }  // namespace larder
