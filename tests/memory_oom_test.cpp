@@ -12,33 +12,9 @@
 #include <tuple>
 
 #include "support/catch.hpp"
+#include "support/failing_new.hpp"
 
-namespace {
-// Allocations of this thread still allowed before one fails; negative: none fails.
-thread_local int allocations_before_failure = -1;
-void* allocate(std::size_t n) {
-  if (allocations_before_failure >= 0 && allocations_before_failure-- == 0) throw std::bad_alloc{};
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc{};
-}
-}  // namespace
-
-void* operator new(std::size_t n) { return allocate(n); }
-void* operator new[](std::size_t n) { return allocate(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  try {
-    return allocate(n);
-  } catch (...) {
-    return nullptr;
-  }
-}
-void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+using larder::testing::allocations_before_failure;
 
 using namespace std::chrono_literals;
 
