@@ -486,3 +486,44 @@ TEST_CASE("JsonCache: concurrent readers of a cold ID share one computation", "[
   CHECK(good == 8 * 200);
   CHECK(foos.stats().cache.loads == 2);
 }
+
+TEST_CASE("JsonCache: a warmer cancelled while the same ID is re-warmed keeps no pre-write text",
+          "[json]") {
+  // The pump is re-warming 1 with the row it read before a second write; that write queues 1 again
+  // (it is running), and stop(cancel) drops the queued one. The running warming then stores its
+  // pre-write text: the drop must invalidate after it, not before, or that text outlives the
+  // warmer.
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 1);
+  larder::testing::Gate serializing;
+  larder::JsonCache<Foo> foos{store,
+                              "Foo",
+                              repo,
+                              [&](const Foo& f) {
+                                serializing.pass();
+                                return nlohmann::json(f).dump();
+                              },
+                              {},
+                              {.on_write = larder::OnWrite::rewarm}};
+  REQUIRE(foos.get(1));
+  std::optional<larder::Warmer<std::int64_t>> warmer;
+  warmer.emplace(foos, larder::WarmerOptions{.workers = 1});
+
+  serializing.close();
+  repo.touch(1);
+  foos.written(1);  // the pump reads touched == 1, then blocks serializing it
+  serializing.wait_inside(1);
+  repo.touch(1);    // a second write while it runs: touched == 2
+  foos.written(1);  // queued again behind the running warming
+  REQUIRE(warmer->progress().queued == 1);
+  std::thread stopper{[&] { warmer->stop(larder::StopMode::cancel); }};
+  while (warmer->progress().cancelled < 1) std::this_thread::yield();
+  std::this_thread::sleep_for(50ms);  // let stop() hand the dropped refresh back meanwhile
+  serializing.open();                 // the running warming stores its text (touched == 1)
+  stopper.join();
+  warmer.reset();
+
+  CHECK(repo.row(1).touched == 2);
+  CHECK(foos.get(1)->view() == fresh_dump(repo, 1));  // not the text of touched == 1
+}

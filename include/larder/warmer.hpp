@@ -13,8 +13,10 @@
 //
 // Stopping: stop(drain) works off the queue, stop(cancel) drops it (an ID queued for a refresh
 // after a write is handed to the target's cancelled(), which invalidates it, so no pre-write value
-// outlives the warmer); either way an ID being warmed finishes (its entry is written whole or not
-// at all) and stop() returns only when no pump task is left. The destructor is stop(cancel).
+// outlives the warmer: it does so once the running warmings have ended, since one of the same ID
+// may store a text read before the write); either way an ID being warmed finishes (its entry is
+// written whole or not at all) and stop() returns only when no pump task is left. The destructor
+// is stop(cancel).
 #pragma once
 
 #include <chrono>
@@ -246,8 +248,10 @@ class Warmer {
   }
 
   /// Stops taking IDs (enqueue returns false), then drains or cancels the queue, and returns when
-  /// no pump task is left (an ID being warmed finishes first). Idempotent; a second stop(cancel)
-  /// after stop(drain) cancels what is left.
+  /// no pump task is left (an ID being warmed finishes first). The IDs cancelled are handed to the
+  /// `cancelled` function after that, so that its invalidation follows whatever a running warming
+  /// of the same ID stored. Idempotent; a second stop(cancel) after stop(drain) cancels what is
+  /// left.
   void stop(StopMode mode = StopMode::drain) {
     std::vector<std::pair<Id, WarmKind>> dropped;
     {
@@ -265,7 +269,11 @@ class Warmer {
       }
       room_cv_.notify_all();
       idle_cv_.notify_all();
+      idle_cv_.wait(lock, [this] { return pumps_ == 0; });
     }
+    // Only now that no warming runs: one of the same ID (queued again because a write came while
+    // it ran) may have read the row before that write, and stores its text when it ends, which
+    // would undo an invalidation made before.
     if (cancelled_fn_) {
       for (const auto& [id, kind] : dropped) {
         try {
@@ -275,8 +283,6 @@ class Warmer {
         }
       }
     }
-    std::unique_lock lock{mutex_};
-    idle_cv_.wait(lock, [this] { return pumps_ == 0; });
   }
 
   WarmerProgress progress() const {
