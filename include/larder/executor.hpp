@@ -26,21 +26,21 @@ class Executor {
 /// then joins the threads: no task is lost and no thread outlives the pool.
 class ThreadPool final : public Executor {
  public:
+  /// Starts `threads` threads. Throws std::invalid_argument for 0, and what starting a thread
+  /// throws (std::system_error, std::bad_alloc) after stopping and joining the ones started.
   explicit ThreadPool(std::size_t threads = 2) {
     if (threads == 0) throw std::invalid_argument("larder::ThreadPool: threads must be at least 1");
-    workers_.reserve(threads);
-    for (std::size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { run(); });
+    try {
+      workers_.reserve(threads);
+      for (std::size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { run(); });
+    } catch (...) {
+      shutdown();  // a joinable std::thread destroyed unjoined would be std::terminate
+      throw;
+    }
   }
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
-  ~ThreadPool() override {
-    {
-      std::lock_guard lock{mutex_};
-      stopping_ = true;
-    }
-    cv_.notify_all();
-    for (auto& t : workers_) t.join();
-  }
+  ~ThreadPool() override { shutdown(); }
 
   void submit(std::function<void()> task) override {
     {
@@ -59,6 +59,16 @@ class ThreadPool final : public Executor {
   }
 
  private:
+  /// Lets the threads drain the queue and end, then joins them.
+  void shutdown() noexcept {
+    {
+      std::lock_guard lock{mutex_};
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
   void run() {
     for (;;) {
       std::function<void()> task;
