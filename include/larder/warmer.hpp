@@ -351,9 +351,9 @@ class Warmer {
         warm_(id, kind);
         ok = true;
       } catch (const std::exception& e) {
-        error = e.what();
+        error = describe(e.what());
       } catch (...) {
-        error = "unknown exception";
+        error = describe("unknown exception");
       }
       if (!ok && opts_.on_error) {
         try {
@@ -374,6 +374,16 @@ class Warmer {
         last_error_ = std::move(error);
       }
       if (idle_locked()) idle_cv_.notify_all();
+    }
+  }
+
+  /// A failure's message for last_error; "" if even copying it fails (out of memory): the pump
+  /// must still count the failure and go on, or stop() and wait_idle() would wait for it forever.
+  static std::string describe(const char* what) noexcept {
+    try {
+      return std::string{what};
+    } catch (...) {
+      return {};
     }
   }
 
