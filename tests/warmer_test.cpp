@@ -346,3 +346,22 @@ TEST_CASE("Warmer: wait_idle_for with a zero or negative timeout answers at once
   r.release();
   CHECK(w.wait_idle_for(10s));
 }
+
+TEST_CASE("Warmer: wait_idle_for a duration finer than a nanosecond waits only that long",
+          "[warmer]") {
+  // 2 ms in picoseconds (an integer count): the bound must hold, not be read as "too long for
+  // the clock" (converting nanoseconds::max() to picoseconds to compare overflows).
+  Recorder r;
+  auto w = make_warmer(r, {.workers = 1});
+  r.close();
+  CHECK(w.enqueue(1));
+  r.wait_inside(1);
+  std::thread opener{[&] {
+    std::this_thread::sleep_for(500ms);
+    r.release();
+  }};
+  const bool idle = w.wait_idle_for(std::chrono::duration<std::int64_t, std::pico>{2'000'000'000});
+  opener.join();
+  CHECK_FALSE(idle);  // it gave up after 2 ms, before the release
+  CHECK(w.wait_idle_for(10s));
+}

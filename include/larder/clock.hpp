@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <ctime>
+#include <ratio>
 
 namespace larder {
 
@@ -74,10 +75,15 @@ constexpr std::chrono::time_point<C, std::chrono::nanoseconds> saturating_add(
     std::chrono::duration<Rep, Period> d) noexcept {
   using Tp = std::chrono::time_point<C, std::chrono::nanoseconds>;
   using std::chrono::nanoseconds;
-  // The most of d's units that fit in nanoseconds, without converting (which could overflow).
-  const auto fits = std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(
-      nanoseconds::max() - std::chrono::duration_cast<nanoseconds>(std::chrono::seconds{1}));
-  if (d >= fits) return Tp::max();
+  if constexpr (std::chrono::treat_as_floating_point_v<Rep> ||
+                std::ratio_greater_equal_v<Period, std::nano>) {
+    // The most of d's units that fit in nanoseconds, without converting d (which could overflow).
+    const auto fits = std::chrono::duration_cast<std::chrono::duration<Rep, Period>>(
+        nanoseconds::max() - std::chrono::duration_cast<nanoseconds>(std::chrono::seconds{1}));
+    if (d >= fits) return Tp::max();
+  }
+  // else an integer count of units finer than a nanosecond: converting it divides, never
+  // overflows (while converting nanoseconds::max() to those units would).
   const nanoseconds dn = std::chrono::duration_cast<nanoseconds>(d);
   if (t.time_since_epoch() > nanoseconds::max() - dn) return Tp::max();
   return t + dn;
