@@ -527,3 +527,21 @@ TEST_CASE("JsonCache: a warmer cancelled while the same ID is re-warmed keeps no
   CHECK(repo.row(1).touched == 2);
   CHECK(foos.get(1)->view() == fresh_dump(repo, 1));  // not the text of touched == 1
 }
+
+TEST_CASE("JsonCache: warming serves no bytes; only get and get_many count bytes_served",
+          "[json]") {
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 5);
+  larder::JsonCache<Foo> foos{store, "Foo", repo};
+  larder::Warmer warmer{foos, {.workers = 1}};
+  CHECK(warmer.warm_all() == 5);  // fills
+  warmer.wait_idle();
+  CHECK(warmer.enqueue(1, larder::WarmKind::refresh));
+  warmer.wait_idle();
+  CHECK(warmer.progress().done == 6);
+  CHECK(foos.stats().bytes_served == 0);
+  const auto text = foos.get(2);
+  REQUIRE(text);
+  CHECK(foos.stats().bytes_served == text->size());
+}

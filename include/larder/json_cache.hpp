@@ -111,7 +111,7 @@ struct JsonCacheStats {
   Stats cache;                     ///< the text cache: hits, misses, loads, load time, ...
   std::uint64_t not_found = 0;     ///< IDs asked for that the repository did not have
   std::uint64_t writes = 0;        ///< written() calls
-  std::uint64_t bytes_served = 0;  ///< text bytes handed out by get() and get_many()
+  std::uint64_t bytes_served = 0;  ///< text bytes handed out by get() and get_many() (not warming)
 };
 
 /// Caches the serialized JSON of each entity of one model and serves it as bytes.
@@ -192,14 +192,9 @@ class JsonCache {
   /// The entity's JSON text, from the cache or computed (and cached) now; nullopt if the
   /// repository has no entity with this ID. Throws what the repository throws (nothing cached).
   std::optional<JsonText> get(const Id& id) {
-    check_id(id);
-    auto r = cached_(id);
-    if (r->empty()) {
-      forget_absent(id, r.source());
-      return std::nullopt;
-    }
-    bytes_served_.fetch_add(r->size(), std::memory_order_relaxed);
-    return *r;
+    auto text = lookup(id);
+    if (text) bytes_served_.fetch_add(text->size(), std::memory_order_relaxed);
+    return text;
   }
 
   /// One JSON array of the entities' texts, in the order of `ids` (duplicates repeated; IDs the
@@ -284,12 +279,12 @@ class JsonCache {
   }
 
   // ---- the Warmer's side (larder::WarmTarget) ----
-  /// fill: get(id); refresh: refresh(id).
+  /// fill: as get(id); refresh: refresh(id). Hands no text out, so counts no bytes_served.
   void warm(const Id& id, WarmKind kind) {
     if (kind == WarmKind::refresh) {
       refresh(id);
     } else {
-      get(id);
+      lookup(id);
     }
   }
   /// Every ID the repository lists (its all_ids()); throws std::logic_error if it has none.
@@ -319,6 +314,17 @@ class JsonCache {
     JsonCache* self;
     JsonText operator()(const Id& id) const { return self->compute_one(id); }
   };
+
+  /// get() without counting the bytes (warming fills through it).
+  std::optional<JsonText> lookup(const Id& id) {
+    check_id(id);
+    auto r = cached_(id);
+    if (r->empty()) {
+      forget_absent(id, r.source());
+      return std::nullopt;
+    }
+    return *r;
+  }
 
   static Serializer default_serializer() {
     return [](const Entity& e) { return nlohmann::json(e).dump(); };
