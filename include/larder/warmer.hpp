@@ -251,18 +251,25 @@ class Warmer {
   /// no pump task is left (an ID being warmed finishes first). The IDs cancelled are handed to the
   /// `cancelled` function after that, so that its invalidation follows whatever a running warming
   /// of the same ID stored. Idempotent; a second stop(cancel) after stop(drain) cancels what is
-  /// left.
+  /// left. If memory runs out collecting the IDs to cancel, they are drained instead (stop()
+  /// throws nothing, so neither does the destructor).
   void stop(StopMode mode = StopMode::drain) {
     std::vector<std::pair<Id, WarmKind>> dropped;
     {
       std::unique_lock lock{mutex_};
       stopping_ = true;
       if (mode == StopMode::cancel) {
-        dropped.reserve(queue_.size());
-        for (auto& id : queue_) {
-          const WarmKind kind = queued_.at(id);
-          dropped.emplace_back(std::move(id), kind);
+        try {
+          dropped.reserve(queue_.size());
+          for (auto& id : queue_) dropped.emplace_back(std::move_if_noexcept(id), queued_.at(id));
+        } catch (...) {
+          // Out of memory: the IDs cannot be held to be handed back, and the destructor must not
+          // throw. Warm them instead (as drain does): no refresh asked for is lost either way.
+          dropped.clear();
+          mode = StopMode::drain;
         }
+      }
+      if (mode == StopMode::cancel) {
         cancelled_ += queue_.size();
         queue_.clear();
         queued_.clear();
