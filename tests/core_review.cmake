@@ -1,0 +1,3 @@
+# Regression tests of the core review (Cached, single-flight, held arguments, codec): each one
+# failed before the fix it names.
+larder_add_test(larder_core_review_tests LABEL core SOURCES core_review_test.cpp TIMEOUT 300)
