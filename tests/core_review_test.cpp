@@ -96,3 +96,47 @@ TEST_CASE("A std::initializer_list argument is not held by a background refresh"
   CHECK(calls == 2);
   CHECK(executor.run_all() == 0);
 }
+
+TEST_CASE("A value the codec cannot encode is returned and counted, never thrown",
+          "[review][bytes][failure]") {
+  // nlohmann_json refuses to dump a string that is not UTF-8 (type_error 316).
+  const std::string kJunk = "\xff\xfe";
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  larder::MemoryStore l1;
+  larder::TieredStore tiered{l1, shared};
+  CountingFn fn;
+  std::vector<std::string> errors;
+  const larder::Options o{.ttl = 1h, .clock = &clock, .on_error = [&](const larder::ErrorEvent& e) {
+                            errors.emplace_back(e.what);
+                          }};
+  auto binary = [&fn](std::int64_t id) { return std::string("\xff\xfe") + std::to_string(fn(id)); };
+  larder::Cached c{tiered, "T", "binary", binary, o};
+
+  fn.close_gate();
+  auto leader = std::async(std::launch::async, [&] { return c(1); });
+  fn.wait_inside(1);
+  auto waiter = std::async(std::launch::async, [&] { return c(1); });
+  while (c.stats().waiting == 0) std::this_thread::sleep_for(1ms);
+  fn.open_gate();
+  std::string first, second;
+  CHECK_NOTHROW(first = *leader.get());
+  CHECK_NOTHROW(second = *waiter.get());
+  CHECK(first == kJunk + "10");
+  CHECK(second == first);
+  CHECK(c.stats().store_errors == 1);
+  CHECK(errors.size() == 1);
+  CHECK(c(1).source() == Source::memory);  // the memory tier needs no encoding
+  CHECK(fn.calls == 1);
+  CHECK_FALSE(shared.peek(c.key(1)));
+  CHECK_FALSE(shared.peek(c.key(1) + ":#lock"));
+
+  // A byte-only store computes each time, and each call succeeds.
+  larder::Cached bytes_only{shared, "T", "binary2", binary, o};
+  CHECK(*bytes_only(2) == kJunk + "20");
+  CHECK(*bytes_only(2) == kJunk + "20");
+  CHECK(bytes_only.stats().store_errors == 2);
+  // get_many, and refresh(), which then deletes the old shared value instead.
+  CHECK(*bytes_only.get_many(std::vector<std::int64_t>{3})[0] == kJunk + "30");
+  CHECK(*bytes_only.refresh(3) == kJunk + "30");
+}

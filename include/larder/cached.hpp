@@ -829,15 +829,29 @@ class Cached<Fn, detail::Signature<R, A...>> {
     const std::string& key = call.key;
     if constexpr (Encodable<value_type>) {
       if (!bytes_ || !bytes_->available()) return;
+      // The payload carries the call's whole key: a reader whose hashed key collides with this
+      // one's rejects it (DecodeError: a miss), never serves it. A value the codec refuses (a
+      // std::string that is not UTF-8, for nlohmann_json) is not cached there: counted and
+      // reported as a store error, as a failed write is, never thrown at the caller.
+      std::string payload;
+      try {
+        payload = detail::encode_envelope(call.identity_key(), fingerprint_, stamps,
+                                          Codec<value_type>::encode(value));
+      } catch (const std::exception& e) {
+        store_errors_.add();
+        report(ErrorEvent::Kind::store, key,
+               fmt::format("larder: the value of '{}' could not be encoded: {}", key, e.what()));
+        return;
+      } catch (...) {
+        store_errors_.add();
+        report(ErrorEvent::Kind::store, key,
+               fmt::format("larder: the value of '{}' could not be encoded", key));
+        return;
+      }
       try {
         const auto ttl =
             std::chrono::duration_cast<std::chrono::milliseconds>(stamps.expires - stamps.written);
-        // The payload carries the call's whole key: a reader whose hashed key collides with this
-        // one's rejects it (DecodeError: a miss), never serves it.
-        bytes_->set(key,
-                    detail::encode_envelope(call.identity_key(), fingerprint_, stamps,
-                                            Codec<value_type>::encode(value)),
-                    std::max(ttl, std::chrono::milliseconds{1}));
+        bytes_->set(key, payload, std::max(ttl, std::chrono::milliseconds{1}));
         if (RefreshWrite* w = RefreshWrite::of(key)) w->written = true;
       } catch (const StoreError& e) {
         store_error(key, e);
