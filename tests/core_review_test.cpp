@@ -140,3 +140,30 @@ TEST_CASE("A value the codec cannot encode is returned and counted, never thrown
   CHECK(*bytes_only.get_many(std::vector<std::int64_t>{3})[0] == kJunk + "30");
   CHECK(*bytes_only.refresh(3) == kJunk + "30");
 }
+
+TEST_CASE(
+    "A caller waiting for a leader that gives up on another process's lock gets "
+    "ColdCacheError",
+    "[review][bytes][cold]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  larder::MemoryStore l1;
+  larder::TieredStore tiered{l1, shared};
+  CountingFn fn;
+  larder::Cached c{tiered,
+                   "T",
+                   "f",
+                   wrap(fn),
+                   {.ttl = 1h, .cold_wait = 400ms, .lock_poll = 5ms, .clock = &clock}};
+  REQUIRE(shared.try_lock(c.key(1) + ":#lock", "another-process", 1h));
+  auto leader = std::async(std::launch::async, [&] { return c(1); });
+  std::this_thread::sleep_for(50ms);  // it leads this process's flight and polls the shared tier
+  auto waiter = std::async(std::launch::async, [&] { return c(1); });
+  CHECK_THROWS_AS(leader.get(), larder::ColdCacheError);
+  CHECK_THROWS_AS(waiter.get(), larder::ColdCacheError);
+  CHECK(fn.calls == 0);
+  const auto s = c.stats();
+  CHECK(s.cold_rejections == 2);
+  CHECK(s.coalesced == 0);
+  CHECK(s.requests() == 0);
+}

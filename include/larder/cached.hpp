@@ -530,6 +530,19 @@ class Cached<Fn, detail::Signature<R, A...>> {
     auto ticket = flights_.join(call.identity_key());
     if (!ticket.leader) return wait_for_other(call, *ticket.flight, now);
     typename Flights::Leader leader{flights_, call.identity_key(), ticket.flight};
+    try {
+      return lead_miss(std::move(call), leader, now, args...);
+    } catch (...) {
+      // What stopped this leader (a ColdCacheError after waiting for another process, say) is
+      // what its waiters get, rather than the Leader guard's "computation abandoned".
+      if (leader.pending()) leader.fail(std::current_exception());
+      throw;
+    }
+  }
+
+  /// on_miss as the leader of the key's flight.
+  result_type lead_miss(Call call, typename Flights::Leader& leader, TimePoint now,
+                        detail::param_t<A>... args) {
     // Another leader may have stored the value between our lookup and our join.
     if (mem_) {
       auto eq = [&](const Key& k) { return k == call.stored_key; };
@@ -565,8 +578,18 @@ class Cached<Fn, detail::Signature<R, A...>> {
     const bool done = flight.wait_for(opts_.cold_wait);
     waiting_.fetch_sub(1, std::memory_order_relaxed);
     if (!done) throw cold_refusal(call.key, "caller", true);
+    if (flight.error) {
+      try {
+        std::rethrow_exception(flight.error);
+      } catch (const ColdCacheError&) {
+        cold_rejections_.add();  // the leader gave up waiting for another process: so does this
+        throw;
+      } catch (...) {
+        coalesced_.add();
+        throw;
+      }
+    }
     coalesced_.add();
-    if (flight.error) std::rethrow_exception(flight.error);
     return result_type{flight.value, Source::coalesced, !flight.stamps.fresh(now),
                        flight.stamps.written, now};
   }

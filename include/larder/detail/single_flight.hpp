@@ -132,6 +132,8 @@ class SingleFlight {
       flight_.reset();
     }
     const std::string& key() const noexcept { return key_; }
+    /// True until complete() or fail() was called.
+    bool pending() const noexcept { return flight_ != nullptr; }
 
    private:
     SingleFlight& sf_;
