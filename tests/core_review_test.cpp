@@ -167,3 +167,22 @@ TEST_CASE(
   CHECK(s.coalesced == 0);
   CHECK(s.requests() == 0);
 }
+
+TEST_CASE("A lock_poll longer than cold_wait does not stretch the wait", "[review][bytes][cold]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  CountingFn fn;
+  larder::Cached c{shared,
+                   "T",
+                   "f",
+                   wrap(fn),
+                   {.ttl = 1h, .cold_wait = 50ms, .lock_poll = 20s, .clock = &clock}};
+  REQUIRE(shared.try_lock(c.key(1) + ":#lock", "another-process", 1h));
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(c(1), larder::ColdCacheError);
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(c.get_many(std::vector<std::int64_t>{1}), larder::ColdCacheError);
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  CHECK(fn.calls == 0);
+}

@@ -732,7 +732,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       if (opts_.on_cold == OnCold::fail_fast) throw cold_refusal(call.key, "process", false);
       if (std::chrono::steady_clock::now() >= deadline)
         throw cold_refusal(call.key, "process", true);
-      std::this_thread::sleep_for(opts_.lock_poll);
+      poll_pause(deadline);
       if (auto remote = read_remote(call, clock_->now())) {
         fill_memory(call, remote->value, remote->stamps);
         leader.complete(remote->value, remote->stamps);
@@ -743,6 +743,20 @@ class Cached<Fn, detail::Signature<R, A...>> {
     }
     misses_.add();
     return compute_and_store(call, leader, std::nullopt, args...);
+  }
+
+  /// Sleeps one lock_poll, or until `deadline` (cold_wait's end) if that comes sooner: a lock_poll
+  /// longer than cold_wait must not stretch the wait past it.
+  void poll_pause(std::chrono::steady_clock::time_point deadline) const {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return;
+    const auto left = deadline - now;
+    // Compared in milliseconds: lock_poll in nanoseconds could overflow (milliseconds::max()).
+    if (std::chrono::duration_cast<std::chrono::milliseconds>(left) >= opts_.lock_poll) {
+      std::this_thread::sleep_for(opts_.lock_poll);
+    } else {
+      std::this_thread::sleep_for(left);
+    }
   }
 
   /// Runs fn, stores the value everywhere, completes the flight. On failure: serves `stale` if
@@ -1149,7 +1163,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
         refuse(true);
         return;
       }
-      std::this_thread::sleep_for(opts_.lock_poll);
+      poll_pause(deadline);
       Led missing = serve_stored(awaited, out, now, /*count_errors=*/true);
       coalesced_.add(awaited.size() - missing.size());  // served by another process's computation
       // Still no value: a key whose lock is free now (its holder gave up) is computed here.
