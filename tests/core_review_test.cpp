@@ -186,3 +186,55 @@ TEST_CASE("A lock_poll longer than cold_wait does not stretch the wait", "[revie
   CHECK(std::chrono::steady_clock::now() - t0 < 5s);
   CHECK(fn.calls == 0);
 }
+
+namespace {
+/// An entity whose copies throw while `refuse_copies` is set (a copy that allocates, under
+/// memory pressure).
+struct Touchy {
+  explicit Touchy(std::int64_t i) : id{i} {}
+  Touchy(const Touchy& o) : id{o.id} {
+    if (refuse_copies) throw std::runtime_error("no copies");
+  }
+  Touchy& operator=(const Touchy&) = default;
+  std::int64_t id;
+  static inline std::atomic<bool> refuse_copies{false};
+};
+struct TouchyFn {
+  std::atomic<int>* calls;
+  std::int64_t operator()(const Touchy& t) const {
+    ++*calls;
+    return t.id * 10;
+  }
+};
+}  // namespace
+
+TEST_CASE("Arguments a background refresh cannot copy make the caller recompute",
+          "[review][freshness]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  ManualExecutor executor;
+  std::atomic<int> calls{0};
+  auto c = std::make_unique<larder::Cached<TouchyFn>>(
+      store, "T", "touchy", TouchyFn{&calls},
+      larder::Options{.ttl = 24h,
+                      .fresh_for = 1h,
+                      .refresh = larder::Refresh::background,
+                      .clock = &clock,
+                      .executor = &executor});
+  CHECK(*(*c)(Touchy{1}) == 10);
+  clock.advance(2h);
+  Touchy::refuse_copies = true;
+  bool threw = true;
+  try {
+    auto r = (*c)(Touchy{1});
+    threw = false;
+    CHECK_FALSE(r.stale());
+    CHECK(*r == 10);
+  } catch (...) {
+  }
+  Touchy::refuse_copies = false;
+  CHECK_FALSE(threw);
+  CHECK(calls == 2);
+  CHECK(executor.run_all() == 0);
+  CHECK(destroys_within(std::move(c), 5s));  // no refresh left pending
+}

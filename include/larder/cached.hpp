@@ -631,12 +631,38 @@ class Cached<Fn, detail::Signature<R, A...>> {
   bool submit_refresh(const Call& call, const Stale& stale,
                       const std::shared_ptr<typename Flights::Leader>& leader,
                       std::optional<RemoteLock>& lock, detail::param_t<A>... args) {
+    // Built first: copying the arguments may throw (a user type's copy, std::bad_alloc), and then
+    // nothing is pending and the caller recomputes, as when the executor refuses the task.
+    std::function<void()> task;
+    try {
+      task = make_refresh_task(call, stale, leader, lock, args...);
+    } catch (...) {
+      return false;
+    }
     {
       std::lock_guard guard{background_mutex_};
       ++background_pending_;
     }
-    auto task = [this, call, stale, leader, lock,
-                 held = detail::HeldArgs<A...>{detail::hold<A>(args)...}]() mutable {
+    try {
+      (executor_ ? *executor_ : ThreadPool::shared()).submit(std::move(task));
+      lock.reset();  // the task owns it now
+      return true;
+    } catch (...) {
+      std::lock_guard guard{background_mutex_};
+      --background_pending_;
+      background_cv_.notify_all();
+      return false;
+    }
+  }
+
+  /// The background refresh of submit_refresh: it counts itself done (background_pending_) once
+  /// it ran.
+  std::function<void()> make_refresh_task(const Call& call, const Stale& stale,
+                                          const std::shared_ptr<typename Flights::Leader>& leader,
+                                          const std::optional<RemoteLock>& lock,
+                                          detail::param_t<A>... args) {
+    return [this, call, stale, leader, lock,
+            held = detail::HeldArgs<A...>{detail::hold<A>(args)...}]() mutable {
       {
         RemoteUnlock unlock{this, lock, call.key};
         try {
@@ -653,16 +679,6 @@ class Cached<Fn, detail::Signature<R, A...>> {
       --background_pending_;
       background_cv_.notify_all();
     };
-    try {
-      (executor_ ? *executor_ : ThreadPool::shared()).submit(std::move(task));
-      lock.reset();  // the task owns it now
-      return true;
-    } catch (...) {
-      std::lock_guard guard{background_mutex_};
-      --background_pending_;
-      background_cv_.notify_all();
-      return false;
-    }
   }
 
   /// The shared tier's lock of an entry: its key and ":#lock", which no data key can end with.
