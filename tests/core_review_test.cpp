@@ -238,3 +238,24 @@ TEST_CASE("Arguments a background refresh cannot copy make the caller recompute"
   CHECK(executor.run_all() == 0);
   CHECK(destroys_within(std::move(c), 5s));  // no refresh left pending
 }
+
+TEST_CASE("get_many counts a key repeated in one call once, hit or not", "[review][bulk][stats]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 24h, .fresh_for = 1h, .clock = &clock}};
+  c(5);
+  auto rs = c.get_many(std::vector<std::int64_t>{5, 5, 6, 5});
+  REQUIRE(rs.size() == 4);
+  CHECK(*rs[1] == 50);
+  auto s = c.stats();
+  CHECK(s.hits == 1);
+  CHECK(s.misses == 2);  // the single call and key 6
+  CHECK(s.requests() == 3);
+  clock.advance(2h);  // stale: the caller refreshes key 5 once, and key 6
+  rs = c.get_many(std::vector<std::int64_t>{5, 6, 5});
+  CHECK(*rs[2] == 50);
+  s = c.stats();
+  CHECK(s.requests() == 5);
+  CHECK(fn.calls == 4);
+}

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <chrono>
@@ -298,7 +299,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// The first argument's type without const or reference: what a bulk call takes a span of.
   using entity_type = std::remove_cvref_t<std::tuple_element_t<0, std::tuple<A...>>>;
 
-  /// Returns fn(e, params...) for each entity e, in the order given (duplicates included). Reads
+  /// Returns fn(e, params...) for each entity e, in the order given (duplicates included: a key
+  /// repeated in the list is read, computed and counted in stats() once, then copied). Reads
   /// every key from the memory tier, then the keys it lacked from the byte tier in ONE
   /// ByteStore::get_many, then computes only the keys still missing, once each. A key that a
   /// concurrent call is computing is joined (as a single call would wait for it), and single calls
@@ -1201,15 +1203,28 @@ class Cached<Fn, detail::Signature<R, A...>> {
     std::vector<std::optional<result_type>> out(entities.size());
     std::vector<BulkMiss> misses;
     std::vector<std::pair<std::size_t, std::size_t>> duplicates;  // (index, index it repeats)
-    std::unordered_map<std::string, std::size_t> first_index;
     const TimePoint now = clock_now();
+
+    // 0. Each key's hash, and the keys repeated in the list: a repeat is looked up, computed and
+    //    counted once, at its first index, and copied from there at the end.
+    std::vector<std::uint64_t> hashes(entities.size());
+    for (std::size_t i = 0; i < entities.size(); ++i) {
+      with_bulk_args(entities[i], held, [&](const auto&... args) {
+        with_parts([&](const auto&... parts) { hashes[i] = hash_of(parts...); }, args...);
+      });
+    }
+    const std::vector<std::size_t> first = first_occurrences(entities, held, hashes);
 
     // 1. The memory tier, key by key (a hash lookup each).
     for (std::size_t i = 0; i < entities.size(); ++i) {
+      if (first[i] != i) {
+        duplicates.emplace_back(i, first[i]);
+        continue;
+      }
       with_bulk_args(entities[i], held, [&](const auto&... args) {
         with_parts(
             [&](const auto& id, const auto&... parts) {
-              const std::uint64_t h = hash_of(id, parts...);
+              const std::uint64_t h = hashes[i];
               if (mem_) {
                 Probe probe = probe_memory(h, now, id, parts...);
                 if (probe.value) {
@@ -1224,13 +1239,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
                   return;
                 }
               }
-              Call call = make_call(h, id, parts...);
-              auto [it, inserted] = first_index.try_emplace(call.identity_key(), i);
-              if (!inserted) {
-                duplicates.emplace_back(i, it->second);
-                return;
-              }
-              misses.push_back(BulkMiss{i, std::move(call)});
+              misses.push_back(BulkMiss{i, make_call(h, id, parts...)});
             },
             args...);
       });
@@ -1311,6 +1320,45 @@ class Cached<Fn, detail::Signature<R, A...>> {
     results.reserve(out.size());
     for (auto& r : out) results.push_back(std::move(*r));
     return results;
+  }
+
+  /// For each entity of a bulk call, the first index whose key equals its key (itself if none
+  /// does). Keys are compared typed, as the memory tier compares them, and only where their hashes
+  /// are equal.
+  std::vector<std::size_t> first_occurrences(std::span<const entity_type> entities,
+                                             const BulkParams& held,
+                                             const std::vector<std::uint64_t>& hashes) {
+    std::vector<std::size_t> first(entities.size());
+    for (std::size_t i = 0; i < first.size(); ++i) first[i] = i;
+    if (entities.size() < 2) return first;
+    std::vector<std::pair<std::uint64_t, std::size_t>> by_hash(entities.size());
+    for (std::size_t i = 0; i < by_hash.size(); ++i) by_hash[i] = {hashes[i], i};
+    std::sort(by_hash.begin(), by_hash.end());  // by hash, then by index
+    auto key_at = [&](std::size_t i) {
+      return with_bulk_args(entities[i], held, [&](const auto&... args) {
+        return with_parts([&](const auto&... parts) { return make_key(parts...); }, args...);
+      });
+    };
+    auto equals_key = [&](const Key& k, std::size_t i) {
+      return with_bulk_args(entities[i], held, [&](const auto&... args) {
+        return with_parts([&](const auto&... parts) { return key_equal(k, parts...); }, args...);
+      });
+    };
+    for (std::size_t b = 0; b < by_hash.size();) {
+      std::size_t e = b + 1;
+      while (e < by_hash.size() && by_hash[e].first == by_hash[b].first) ++e;
+      for (std::size_t x = b; x + 1 < e; ++x) {
+        const std::size_t i = by_hash[x].second;
+        if (first[i] != i) continue;  // a repeat of an earlier one
+        const Key k = key_at(i);
+        for (std::size_t y = x + 1; y < e; ++y) {
+          const std::size_t j = by_hash[y].second;
+          if (first[j] == j && equals_key(k, j)) first[j] = i;
+        }
+      }
+      b = e;
+    }
+    return first;
   }
 
   /// One ByteStore::get_many for the misses; a failed read or an undecodable entry is a miss.
