@@ -259,3 +259,47 @@ TEST_CASE("get_many counts a key repeated in one call once, hit or not", "[revie
   CHECK(s.requests() == 5);
   CHECK(fn.calls == 4);
 }
+
+namespace weigh {
+/// A value whose weight cannot always be taken (larder_weight throws while `fails` is set).
+struct Page {
+  std::string html;
+};
+inline std::atomic<bool> fails{false};
+inline std::uint64_t larder_weight(const Page& p) {
+  if (fails) throw std::runtime_error("cannot weigh");
+  return p.html.size();
+}
+}  // namespace weigh
+
+TEST_CASE("A memory tier that cannot store a computed value fails no call", "[review][failure]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  CountingFn fn;
+  std::vector<std::string> errors;
+  larder::Cached c{store,
+                   "T",
+                   "page",
+                   [&fn](std::int64_t id) { return weigh::Page{std::to_string(fn(id))}; },
+                   {.ttl = 1h, .clock = &clock, .on_error = [&](const larder::ErrorEvent& e) {
+                      errors.emplace_back(e.what);
+                    }}};
+  fn.close_gate();
+  weigh::fails = true;
+  auto leader = std::async(std::launch::async, [&] { return c(1); });
+  fn.wait_inside(1);
+  auto waiter = std::async(std::launch::async, [&] { return c(1); });
+  while (c.stats().waiting == 0) std::this_thread::sleep_for(1ms);
+  fn.open_gate();
+  std::string first, second;
+  CHECK_NOTHROW(first = leader.get()->html);
+  CHECK_NOTHROW(second = waiter.get()->html);
+  weigh::fails = false;
+  CHECK(first == "10");
+  CHECK(second == "10");
+  CHECK(c.stats().store_errors == 1);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].find("cannot weigh") != std::string::npos);
+  CHECK(c(1).source() == Source::computed);  // nothing was stored
+  CHECK(c(1).source() == Source::memory);
+}

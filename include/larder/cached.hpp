@@ -823,11 +823,23 @@ class Cached<Fn, detail::Signature<R, A...>> {
   // ---- tiers
   // -------------------------------------------------------------------------------------
 
+  /// Stores the value in the memory tier. Never throws: a value that cannot be stored (out of
+  /// memory, a larder_weight that throws) is counted and reported as a store error, and the call
+  /// goes on with its value, as it does when the shared tier fails.
   void fill_memory(const Call& call, const std::shared_ptr<const value_type>& value,
-                   const Stamps& stamps) {
+                   const Stamps& stamps) noexcept {
     if (!mem_) return;
-    auto eq = [&](const Key& k) { return k == call.stored_key; };
-    mem_->template put<Key, value_type>(ns_, call.hash, eq, call.stored_key, value, stamps);
+    try {
+      auto eq = [&](const Key& k) { return k == call.stored_key; };
+      mem_->template put<Key, value_type>(ns_, call.hash, eq, call.stored_key, value, stamps);
+    } catch (...) {
+      store_errors_.add();
+      try {
+        report_current(ErrorEvent::Kind::store, call.key);
+      } catch (...) {
+        // No memory even for the report.
+      }
+    }
   }
 
   std::optional<Found<value_type>> read_remote(const Call& call, TimePoint now,
