@@ -303,3 +303,82 @@ TEST_CASE("A memory tier that cannot store a computed value fails no call", "[re
   CHECK(c(1).source() == Source::computed);  // nothing was stored
   CHECK(c(1).source() == Source::memory);
 }
+
+namespace {
+/// A byte store whose set() breaks its contract (throws something other than StoreError) while
+/// `set_fails` is set.
+class RudeByteStore final : public larder::ByteStore {
+ public:
+  explicit RudeByteStore(MapByteStore& inner) : inner_{inner} {}
+  std::optional<std::string> get(std::string_view key) override { return inner_.get(key); }
+  void set(std::string_view key, std::string_view bytes, std::chrono::milliseconds ttl) override {
+    if (set_fails) throw std::runtime_error("rude store");
+    inner_.set(key, bytes, ttl);
+  }
+  void erase(std::string_view key) override { inner_.erase(key); }
+  bool try_lock(std::string_view key, std::string_view token,
+                std::chrono::milliseconds lease) override {
+    return inner_.try_lock(key, token, lease);
+  }
+  bool unlock(std::string_view key, std::string_view token) override {
+    return inner_.unlock(key, token);
+  }
+  std::atomic<bool> set_fails{false};
+
+ private:
+  MapByteStore& inner_;
+};
+
+/// Runs tasks when told, and keeps them afterwards (as an executor may destroy a task late).
+struct KeepingExecutor final : larder::Executor {
+  std::vector<std::function<void()>> tasks, ran;
+  void submit(std::function<void()> task) override { tasks.push_back(std::move(task)); }
+  void run_all() {
+    auto now = std::move(tasks);
+    tasks.clear();
+    for (auto& t : now) {
+      t();
+      ran.push_back(std::move(t));
+    }
+  }
+};
+}  // namespace
+
+TEST_CASE("A background refresh that fails outside fn ends its flight before it counts as done",
+          "[review][freshness][failure]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  RudeByteStore rude{shared};
+  larder::MemoryStore l1;
+  larder::TieredStore tiered{l1, rude};
+  KeepingExecutor executor;
+  CountingFn fn;
+  std::vector<std::string> errors;
+  larder::Cached c{tiered,
+                   "T",
+                   "f",
+                   wrap(fn),
+                   {.ttl = 24h,
+                    .fresh_for = 1h,
+                    .refresh = larder::Refresh::background,
+                    .cold_wait = 50ms,
+                    .clock = &clock,
+                    .executor = &executor,
+                    .on_error = [&](const larder::ErrorEvent& e) { errors.emplace_back(e.what); }}};
+  c(1);
+  clock.advance(2h);
+  CHECK(c(1).stale());
+  REQUIRE(executor.tasks.size() == 1);
+  rude.set_fails = true;
+  executor.run_all();  // fn ran; storing its value threw
+  rude.set_fails = false;
+  CHECK(errors == std::vector<std::string>{"rude store"});
+  // The task is done with the key (though its object lives on in the executor): a cold call
+  // computes it rather than wait for that flight.
+  c.invalidate(1);
+  larder::Result<std::int64_t> r{std::int64_t{0}, Source::memory, false, {}, {}};
+  CHECK_NOTHROW(r = c(1));
+  CHECK(*r == 10);
+  CHECK(r.source() == Source::computed);
+  executor.ran.clear();
+}

@@ -672,15 +672,25 @@ class Cached<Fn, detail::Signature<R, A...>> {
               [&](auto&... a) { compute_and_store(call, *leader, stale, detail::lend<A>(a)...); },
               held);
         } catch (const std::exception& e) {
+          fail_pending(*leader);
           report(ErrorEvent::Kind::background_refresh, call.key, e.what());
         } catch (...) {
+          fail_pending(*leader);
           report(ErrorEvent::Kind::background_refresh, call.key, "unknown exception");
         }
       }
+      // The flight ended above in every case: the Leader this task object still holds, which the
+      // executor may destroy after ~Cached returned, has nothing left to do then.
       std::lock_guard guard{background_mutex_};
       --background_pending_;
       background_cv_.notify_all();
     };
+  }
+
+  /// Fails the flight with the exception being handled if its leader did not end it (an exception
+  /// from storing the value, after fn): its waiters get that exception, and the key is free.
+  static void fail_pending(typename Flights::Leader& leader) noexcept {
+    if (leader.pending()) leader.fail(std::current_exception());
   }
 
   /// The shared tier's lock of an entry: its key and ":#lock", which no data key can end with.
