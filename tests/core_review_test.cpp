@@ -382,3 +382,41 @@ TEST_CASE("A background refresh that fails outside fn ends its flight before it 
   CHECK(r.source() == Source::computed);
   executor.ran.clear();
 }
+
+namespace strict {
+/// A value whose from_json validates what it reads and throws std::invalid_argument (not a
+/// nlohmann exception), as user code does.
+struct Stock {
+  std::int64_t count = 0;
+};
+inline void to_json(nlohmann::json& j, const Stock& s) { j = nlohmann::json{{"count", s.count}}; }
+inline void from_json(const nlohmann::json& j, Stock& s) {
+  s.count = j.at("count").get<std::int64_t>();
+  if (s.count < 0) throw std::invalid_argument("a stock count is never negative");
+}
+}  // namespace strict
+
+TEST_CASE("A from_json that throws its own exception makes a decode error, a miss",
+          "[review][bytes][codec]") {
+  CHECK_THROWS_AS(larder::Codec<strict::Stock>::decode(R"({"count":-1})"), larder::DecodeError);
+  CHECK(larder::Codec<strict::Stock>::decode(R"({"count":3})").count == 3);
+
+  // One process stored a value that the other's from_json refuses (a newer deploy's validation).
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  larder::MemoryStore l1_a, l1_b;
+  larder::TieredStore one{l1_a, shared}, two{l1_b, shared};
+  std::atomic<std::int64_t> next{-1};
+  auto stock = [&next](std::int64_t) { return strict::Stock{next.load()}; };
+  larder::Cached a{one, "T", "stock", stock, {.ttl = 1h, .clock = &clock}};
+  larder::Cached b{two, "T", "stock", stock, {.ttl = 1h, .clock = &clock}};
+  CHECK(a(1)->count == -1);
+  next = 5;
+  larder::Result<strict::Stock> r{
+      std::make_shared<const strict::Stock>(), Source::memory, false, {}, {}};
+  CHECK_NOTHROW(r = b(1));
+  CHECK(r->count == 5);
+  CHECK(r.source() == Source::computed);
+  CHECK(b.stats().decode_errors == 1);
+  CHECK(b.get_many(std::vector<std::int64_t>{1})[0]->count == 5);  // memory now
+}
