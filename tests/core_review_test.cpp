@@ -321,9 +321,11 @@ class RudeByteStore final : public larder::ByteStore {
     return inner_.try_lock(key, token, lease);
   }
   bool unlock(std::string_view key, std::string_view token) override {
+    if (unlock_fails) throw std::runtime_error("rude unlock");
     return inner_.unlock(key, token);
   }
   std::atomic<bool> set_fails{false};
+  std::atomic<bool> unlock_fails{false};
 
  private:
   MapByteStore& inner_;
@@ -419,4 +421,26 @@ TEST_CASE("A from_json that throws its own exception makes a decode error, a mis
   CHECK(r.source() == Source::computed);
   CHECK(b.stats().decode_errors == 1);
   CHECK(b.get_many(std::vector<std::int64_t>{1})[0]->count == 5);  // memory now
+}
+
+TEST_CASE("A lock release that throws something other than StoreError escapes no destructor",
+          "[review][bytes][lock]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  RudeByteStore rude{shared};
+  CountingFn fn;
+  std::vector<std::string> errors;
+  larder::Cached c{rude,
+                   "T",
+                   "f",
+                   wrap(fn),
+                   {.ttl = 1h, .clock = &clock, .on_error = [&](const larder::ErrorEvent& e) {
+                      errors.emplace_back(e.what);
+                    }}};
+  rude.unlock_fails = true;
+  CHECK(*c(1) == 10);                                         // RemoteUnlock
+  CHECK(*c.get_many(std::vector<std::int64_t>{2})[0] == 20);  // HeldLocks
+  rude.unlock_fails = false;
+  CHECK(c.stats().store_errors == 2);
+  CHECK(errors == std::vector<std::string>{"rude unlock", "rude unlock"});
 }

@@ -987,11 +987,18 @@ class Cached<Fn, detail::Signature<R, A...>> {
     }
   }
 
-  void unlock_remote(const RemoteLock& lock, const std::string& key) {
+  /// Called from destructors (RemoteUnlock, HeldLocks): never throws. A failure is a store error;
+  /// the lease frees the lock.
+  void unlock_remote(const RemoteLock& lock, const std::string& key) noexcept {
     try {
       bytes_->unlock(lock.key, lock.token);
-    } catch (const StoreError& e) {
-      store_error(key, e);  // the lease frees it
+    } catch (...) {
+      store_errors_.add();
+      try {
+        report_current(ErrorEvent::Kind::store, key);
+      } catch (...) {
+        // No memory even for the report.
+      }
     }
   }
 
