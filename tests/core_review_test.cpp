@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <larder/larder.hpp>
 #include <larder/tiered_store.hpp>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -443,4 +444,35 @@ TEST_CASE("A lock release that throws something other than StoreError escapes no
   rude.unlock_fails = false;
   CHECK(c.stats().store_errors == 2);
   CHECK(errors == std::vector<std::string>{"rude unlock", "rude unlock"});
+}
+
+TEST_CASE("A key with a NaN param is invalidated and replaced like any other",
+          "[review][key][invalidate]") {
+  // Keys treat every NaN as one value (rendered "nan"); the memory tier's writes and erases must
+  // agree with its reads, whereas NaN == NaN is false.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  std::atomic<int> calls{0};
+  std::atomic<std::int64_t> offset{0};
+  larder::Cached c{store,
+                   "T",
+                   "nan",
+                   [&](std::int64_t id, double) {
+                     ++calls;
+                     return id + offset.load();
+                   },
+                   {.ttl = 1h, .clock = &clock}};
+  CHECK(*c(1, nan) == 1);
+  CHECK(c(1, nan).source() == Source::memory);
+  offset = 100;
+  c.invalidate(1, nan);
+  auto r = c(1, nan);
+  CHECK(r.source() == Source::computed);
+  CHECK(*r == 101);
+  offset = 200;
+  CHECK(*c.refresh(1, nan) == 201);
+  CHECK(*c(1, nan) == 201);  // the refreshed value replaced the old one
+  CHECK(store.size() == 1);
+  CHECK(calls == 3);
 }

@@ -485,6 +485,13 @@ class Cached<Fn, detail::Signature<R, A...>> {
            (detail::part_equal(std::get<I + 1>(k), params) && ...);
   }
 
+  /// Two stored keys compared as key_equal compares a stored key with live parts (every NaN one
+  /// value, -0.0 not 0.0), never with Key's operator==, for which NaN != NaN: the memory tier's
+  /// writes and erases must find the entries its reads find.
+  static bool stored_equal(const Key& a, const Key& b) noexcept {
+    return std::apply([&](const auto&... parts) { return key_equal(a, parts...); }, b);
+  }
+
   template <class Id, class... P>
   static Key make_key(const Id& id, const P&... params) {
     return Key{detail::to_stored(id), detail::to_stored(params)...};
@@ -547,7 +554,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
                         detail::param_t<A>... args) {
     // Another leader may have stored the value between our lookup and our join.
     if (mem_) {
-      auto eq = [&](const Key& k) { return k == call.stored_key; };
+      auto eq = [&](const Key& k) { return stored_equal(k, call.stored_key); };
       if (auto found = mem_->template find<Key, value_type>(ns_, call.hash, eq, now);
           found && found->stamps.fresh(now)) {
         hits_.add();
@@ -840,7 +847,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
                    const Stamps& stamps) noexcept {
     if (!mem_) return;
     try {
-      auto eq = [&](const Key& k) { return k == call.stored_key; };
+      auto eq = [&](const Key& k) { return stored_equal(k, call.stored_key); };
       mem_->template put<Key, value_type>(ns_, call.hash, eq, call.stored_key, value, stamps);
     } catch (...) {
       store_errors_.add();
@@ -947,7 +954,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
   void erase_memory(const Call& call) {
     if (!mem_) return;
-    auto eq = [&](const Key& k) { return k == call.stored_key; };
+    auto eq = [&](const Key& k) { return stored_equal(k, call.stored_key); };
     mem_->template erase<Key, value_type>(ns_, call.hash, eq);
   }
 
@@ -1314,7 +1321,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       auto leader = std::make_unique<typename Flights::Leader>(flights_, m.call.identity_key(),
                                                                ticket.flight);
       if (mem_) {  // another leader may have stored it between our lookup and our join
-        auto eq = [&](const Key& k) { return k == m.call.stored_key; };
+        auto eq = [&](const Key& k) { return stored_equal(k, m.call.stored_key); };
         if (auto found = mem_->template find<Key, value_type>(ns_, m.call.hash, eq, now);
             found && found->stamps.fresh(now)) {
           hits_.add();
