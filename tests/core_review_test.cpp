@@ -476,3 +476,28 @@ TEST_CASE("A key with a NaN param is invalidated and replaced like any other",
   CHECK(store.size() == 1);
   CHECK(calls == 3);
 }
+
+TEST_CASE("get_many computes the other keys when a stale key's refresh fails, then throws",
+          "[review][bulk][failure]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  std::atomic<std::int64_t> fail_id{-1};
+  std::atomic<int> calls{0};
+  larder::Cached c{store,
+                   "T",
+                   "f",
+                   [&](std::int64_t id) {
+                     ++calls;
+                     if (id == fail_id) throw std::runtime_error("database down");
+                     return id * 10;
+                   },
+                   {.ttl = 24h, .fresh_for = 1h, .clock = &clock}};
+  c(1);
+  clock.advance(2h);  // key 1 is stale: this caller refreshes it, and that fails
+  fail_id = 1;
+  CHECK_THROWS_WITH(c.get_many(std::vector<std::int64_t>{1, 2}), "database down");
+  fail_id = -1;
+  CHECK(calls == 3);                         // key 2 was computed all the same
+  CHECK(c(2).source() == Source::memory);    // and stored
+  CHECK(c(1).source() == Source::computed);  // the failed stale entry was dropped
+}

@@ -1239,6 +1239,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     std::vector<std::optional<result_type>> out(entities.size());
     std::vector<BulkMiss> misses;
     std::vector<std::pair<std::size_t, std::size_t>> duplicates;  // (index, index it repeats)
+    std::exception_ptr first_error;  // rethrown once every other key was computed
     const TimePoint now = clock_now();
 
     // 0. Each key's hash, and the keys repeated in the list: a repeat is looked up, computed and
@@ -1270,8 +1271,12 @@ class Cached<Fn, detail::Signature<R, A...>> {
                   return;
                 }
                 if (probe.stale) {
-                  out[i].emplace(
-                      on_stale_probe(h, now, std::forward_as_tuple(id, parts...), args...));
+                  try {
+                    out[i].emplace(
+                        on_stale_probe(h, now, std::forward_as_tuple(id, parts...), args...));
+                  } catch (...) {  // its refresh failed: the other keys are computed first
+                    if (!first_error) first_error = std::current_exception();
+                  }
                   return;
                 }
               }
@@ -1300,10 +1305,14 @@ class Cached<Fn, detail::Signature<R, A...>> {
           out[i].emplace(std::move(remote[m]->value), Source::remote, false,
                          remote[m]->stamps.written, now);
         } else {
-          with_bulk_args(entities[i], held, [&](const auto&... args) {
-            out[i].emplace(on_stale(std::move(misses[m].call), std::move(*remote[m]),
-                                    Source::remote, now, args...));
-          });
+          try {
+            with_bulk_args(entities[i], held, [&](const auto&... args) {
+              out[i].emplace(on_stale(std::move(misses[m].call), std::move(*remote[m]),
+                                      Source::remote, now, args...));
+            });
+          } catch (...) {
+            if (!first_error) first_error = std::current_exception();
+          }
         }
       }
       misses = std::move(still);
@@ -1336,7 +1345,6 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
     // 4. Compute what we lead: one loader call, or fn per key. With a shared tier, each key is
     //    locked there first; the keys another process holds are awaited instead.
-    std::exception_ptr first_error;
     Led awaited;
     {
       HeldLocks locks{this};
