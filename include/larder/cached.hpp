@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <bit>
 #include <chrono>
@@ -298,7 +299,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// The first argument's type without const or reference: what a bulk call takes a span of.
   using entity_type = std::remove_cvref_t<std::tuple_element_t<0, std::tuple<A...>>>;
 
-  /// Returns fn(e, params...) for each entity e, in the order given (duplicates included). Reads
+  /// Returns fn(e, params...) for each entity e, in the order given (duplicates included: a key
+  /// repeated in the list is read, computed and counted in stats() once, then copied). Reads
   /// every key from the memory tier, then the keys it lacked from the byte tier in ONE
   /// ByteStore::get_many, then computes only the keys still missing, once each. A key that a
   /// concurrent call is computing is joined (as a single call would wait for it), and single calls
@@ -483,6 +485,13 @@ class Cached<Fn, detail::Signature<R, A...>> {
            (detail::part_equal(std::get<I + 1>(k), params) && ...);
   }
 
+  /// Two stored keys compared as key_equal compares a stored key with live parts (every NaN one
+  /// value, -0.0 not 0.0), never with Key's operator==, for which NaN != NaN: the memory tier's
+  /// writes and erases must find the entries its reads find.
+  static bool stored_equal(const Key& a, const Key& b) noexcept {
+    return std::apply([&](const auto&... parts) { return key_equal(a, parts...); }, b);
+  }
+
   template <class Id, class... P>
   static Key make_key(const Id& id, const P&... params) {
     return Key{detail::to_stored(id), detail::to_stored(params)...};
@@ -530,9 +539,22 @@ class Cached<Fn, detail::Signature<R, A...>> {
     auto ticket = flights_.join(call.identity_key());
     if (!ticket.leader) return wait_for_other(call, *ticket.flight, now);
     typename Flights::Leader leader{flights_, call.identity_key(), ticket.flight};
+    try {
+      return lead_miss(std::move(call), leader, now, args...);
+    } catch (...) {
+      // What stopped this leader (a ColdCacheError after waiting for another process, say) is
+      // what its waiters get, rather than the Leader guard's "computation abandoned".
+      if (leader.pending()) leader.fail(std::current_exception());
+      throw;
+    }
+  }
+
+  /// on_miss as the leader of the key's flight.
+  result_type lead_miss(Call call, typename Flights::Leader& leader, TimePoint now,
+                        detail::param_t<A>... args) {
     // Another leader may have stored the value between our lookup and our join.
     if (mem_) {
-      auto eq = [&](const Key& k) { return k == call.stored_key; };
+      auto eq = [&](const Key& k) { return stored_equal(k, call.stored_key); };
       if (auto found = mem_->template find<Key, value_type>(ns_, call.hash, eq, now);
           found && found->stamps.fresh(now)) {
         hits_.add();
@@ -565,8 +587,18 @@ class Cached<Fn, detail::Signature<R, A...>> {
     const bool done = flight.wait_for(opts_.cold_wait);
     waiting_.fetch_sub(1, std::memory_order_relaxed);
     if (!done) throw cold_refusal(call.key, "caller", true);
+    if (flight.error) {
+      try {
+        std::rethrow_exception(flight.error);
+      } catch (const ColdCacheError&) {
+        cold_rejections_.add();  // the leader gave up waiting for another process: so does this
+        throw;
+      } catch (...) {
+        coalesced_.add();
+        throw;
+      }
+    }
     coalesced_.add();
-    if (flight.error) std::rethrow_exception(flight.error);
     return result_type{flight.value, Source::coalesced, !flight.stamps.fresh(now),
                        flight.stamps.written, now};
   }
@@ -608,28 +640,18 @@ class Cached<Fn, detail::Signature<R, A...>> {
   bool submit_refresh(const Call& call, const Stale& stale,
                       const std::shared_ptr<typename Flights::Leader>& leader,
                       std::optional<RemoteLock>& lock, detail::param_t<A>... args) {
+    // Built first: copying the arguments may throw (a user type's copy, std::bad_alloc), and then
+    // nothing is pending and the caller recomputes, as when the executor refuses the task.
+    std::function<void()> task;
+    try {
+      task = make_refresh_task(call, stale, leader, lock, args...);
+    } catch (...) {
+      return false;
+    }
     {
       std::lock_guard guard{background_mutex_};
       ++background_pending_;
     }
-    auto task = [this, call, stale, leader, lock,
-                 held = detail::HeldArgs<A...>{detail::hold<A>(args)...}]() mutable {
-      {
-        RemoteUnlock unlock{this, lock, call.key};
-        try {
-          std::apply(
-              [&](auto&... a) { compute_and_store(call, *leader, stale, detail::lend<A>(a)...); },
-              held);
-        } catch (const std::exception& e) {
-          report(ErrorEvent::Kind::background_refresh, call.key, e.what());
-        } catch (...) {
-          report(ErrorEvent::Kind::background_refresh, call.key, "unknown exception");
-        }
-      }
-      std::lock_guard guard{background_mutex_};
-      --background_pending_;
-      background_cv_.notify_all();
-    };
     try {
       (executor_ ? *executor_ : ThreadPool::shared()).submit(std::move(task));
       lock.reset();  // the task owns it now
@@ -640,6 +662,42 @@ class Cached<Fn, detail::Signature<R, A...>> {
       background_cv_.notify_all();
       return false;
     }
+  }
+
+  /// The background refresh of submit_refresh: it counts itself done (background_pending_) once
+  /// it ran.
+  std::function<void()> make_refresh_task(const Call& call, const Stale& stale,
+                                          const std::shared_ptr<typename Flights::Leader>& leader,
+                                          const std::optional<RemoteLock>& lock,
+                                          detail::param_t<A>... args) {
+    return [this, call, stale, leader, lock,
+            held = detail::HeldArgs<A...>{detail::hold<A>(args)...}]() mutable {
+      {
+        RemoteUnlock unlock{this, lock, call.key};
+        try {
+          std::apply(
+              [&](auto&... a) { compute_and_store(call, *leader, stale, detail::lend<A>(a)...); },
+              held);
+        } catch (const std::exception& e) {
+          fail_pending(*leader);
+          report(ErrorEvent::Kind::background_refresh, call.key, e.what());
+        } catch (...) {
+          fail_pending(*leader);
+          report(ErrorEvent::Kind::background_refresh, call.key, "unknown exception");
+        }
+      }
+      // The flight ended above in every case: the Leader this task object still holds, which the
+      // executor may destroy after ~Cached returned, has nothing left to do then.
+      std::lock_guard guard{background_mutex_};
+      --background_pending_;
+      background_cv_.notify_all();
+    };
+  }
+
+  /// Fails the flight with the exception being handled if its leader did not end it (an exception
+  /// from storing the value, after fn): its waiters get that exception, and the key is free.
+  static void fail_pending(typename Flights::Leader& leader) noexcept {
+    if (leader.pending()) leader.fail(std::current_exception());
   }
 
   /// The shared tier's lock of an entry: its key and ":#lock", which no data key can end with.
@@ -709,7 +767,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       if (opts_.on_cold == OnCold::fail_fast) throw cold_refusal(call.key, "process", false);
       if (std::chrono::steady_clock::now() >= deadline)
         throw cold_refusal(call.key, "process", true);
-      std::this_thread::sleep_for(opts_.lock_poll);
+      poll_pause(deadline);
       if (auto remote = read_remote(call, clock_->now())) {
         fill_memory(call, remote->value, remote->stamps);
         leader.complete(remote->value, remote->stamps);
@@ -720,6 +778,20 @@ class Cached<Fn, detail::Signature<R, A...>> {
     }
     misses_.add();
     return compute_and_store(call, leader, std::nullopt, args...);
+  }
+
+  /// Sleeps one lock_poll, or until `deadline` (cold_wait's end) if that comes sooner: a lock_poll
+  /// longer than cold_wait must not stretch the wait past it.
+  void poll_pause(std::chrono::steady_clock::time_point deadline) const {
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return;
+    const auto left = deadline - now;
+    // Compared in milliseconds: lock_poll in nanoseconds could overflow (milliseconds::max()).
+    if (std::chrono::duration_cast<std::chrono::milliseconds>(left) >= opts_.lock_poll) {
+      std::this_thread::sleep_for(opts_.lock_poll);
+    } else {
+      std::this_thread::sleep_for(left);
+    }
   }
 
   /// Runs fn, stores the value everywhere, completes the flight. On failure: serves `stale` if
@@ -768,11 +840,23 @@ class Cached<Fn, detail::Signature<R, A...>> {
   // ---- tiers
   // -------------------------------------------------------------------------------------
 
+  /// Stores the value in the memory tier. Never throws: a value that cannot be stored (out of
+  /// memory, a larder_weight that throws) is counted and reported as a store error, and the call
+  /// goes on with its value, as it does when the shared tier fails.
   void fill_memory(const Call& call, const std::shared_ptr<const value_type>& value,
-                   const Stamps& stamps) {
+                   const Stamps& stamps) noexcept {
     if (!mem_) return;
-    auto eq = [&](const Key& k) { return k == call.stored_key; };
-    mem_->template put<Key, value_type>(ns_, call.hash, eq, call.stored_key, value, stamps);
+    try {
+      auto eq = [&](const Key& k) { return stored_equal(k, call.stored_key); };
+      mem_->template put<Key, value_type>(ns_, call.hash, eq, call.stored_key, value, stamps);
+    } catch (...) {
+      store_errors_.add();
+      try {
+        report_current(ErrorEvent::Kind::store, call.key);
+      } catch (...) {
+        // No memory even for the report.
+      }
+    }
   }
 
   std::optional<Found<value_type>> read_remote(const Call& call, TimePoint now,
@@ -829,15 +913,29 @@ class Cached<Fn, detail::Signature<R, A...>> {
     const std::string& key = call.key;
     if constexpr (Encodable<value_type>) {
       if (!bytes_ || !bytes_->available()) return;
+      // The payload carries the call's whole key: a reader whose hashed key collides with this
+      // one's rejects it (DecodeError: a miss), never serves it. A value the codec refuses (a
+      // std::string that is not UTF-8, for nlohmann_json) is not cached there: counted and
+      // reported as a store error, as a failed write is, never thrown at the caller.
+      std::string payload;
+      try {
+        payload = detail::encode_envelope(call.identity_key(), fingerprint_, stamps,
+                                          Codec<value_type>::encode(value));
+      } catch (const std::exception& e) {
+        store_errors_.add();
+        report(ErrorEvent::Kind::store, key,
+               fmt::format("larder: the value of '{}' could not be encoded: {}", key, e.what()));
+        return;
+      } catch (...) {
+        store_errors_.add();
+        report(ErrorEvent::Kind::store, key,
+               fmt::format("larder: the value of '{}' could not be encoded", key));
+        return;
+      }
       try {
         const auto ttl =
             std::chrono::duration_cast<std::chrono::milliseconds>(stamps.expires - stamps.written);
-        // The payload carries the call's whole key: a reader whose hashed key collides with this
-        // one's rejects it (DecodeError: a miss), never serves it.
-        bytes_->set(key,
-                    detail::encode_envelope(call.identity_key(), fingerprint_, stamps,
-                                            Codec<value_type>::encode(value)),
-                    std::max(ttl, std::chrono::milliseconds{1}));
+        bytes_->set(key, payload, std::max(ttl, std::chrono::milliseconds{1}));
         if (RefreshWrite* w = RefreshWrite::of(key)) w->written = true;
       } catch (const StoreError& e) {
         store_error(key, e);
@@ -856,7 +954,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
   void erase_memory(const Call& call) {
     if (!mem_) return;
-    auto eq = [&](const Key& k) { return k == call.stored_key; };
+    auto eq = [&](const Key& k) { return stored_equal(k, call.stored_key); };
     mem_->template erase<Key, value_type>(ns_, call.hash, eq);
   }
 
@@ -896,11 +994,18 @@ class Cached<Fn, detail::Signature<R, A...>> {
     }
   }
 
-  void unlock_remote(const RemoteLock& lock, const std::string& key) {
+  /// Called from destructors (RemoteUnlock, HeldLocks): never throws. A failure is a store error;
+  /// the lease frees the lock.
+  void unlock_remote(const RemoteLock& lock, const std::string& key) noexcept {
     try {
       bytes_->unlock(lock.key, lock.token);
-    } catch (const StoreError& e) {
-      store_error(key, e);  // the lease frees it
+    } catch (...) {
+      store_errors_.add();
+      try {
+        report_current(ErrorEvent::Kind::store, key);
+      } catch (...) {
+        // No memory even for the report.
+      }
     }
   }
 
@@ -1112,7 +1217,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
         refuse(true);
         return;
       }
-      std::this_thread::sleep_for(opts_.lock_poll);
+      poll_pause(deadline);
       Led missing = serve_stored(awaited, out, now, /*count_errors=*/true);
       coalesced_.add(awaited.size() - missing.size());  // served by another process's computation
       // Still no value: a key whose lock is free now (its holder gave up) is computed here.
@@ -1134,15 +1239,29 @@ class Cached<Fn, detail::Signature<R, A...>> {
     std::vector<std::optional<result_type>> out(entities.size());
     std::vector<BulkMiss> misses;
     std::vector<std::pair<std::size_t, std::size_t>> duplicates;  // (index, index it repeats)
-    std::unordered_map<std::string, std::size_t> first_index;
+    std::exception_ptr first_error;  // rethrown once every other key was computed
     const TimePoint now = clock_now();
+
+    // 0. Each key's hash, and the keys repeated in the list: a repeat is looked up, computed and
+    //    counted once, at its first index, and copied from there at the end.
+    std::vector<std::uint64_t> hashes(entities.size());
+    for (std::size_t i = 0; i < entities.size(); ++i) {
+      with_bulk_args(entities[i], held, [&](const auto&... args) {
+        with_parts([&](const auto&... parts) { hashes[i] = hash_of(parts...); }, args...);
+      });
+    }
+    const std::vector<std::size_t> first = first_occurrences(entities, held, hashes);
 
     // 1. The memory tier, key by key (a hash lookup each).
     for (std::size_t i = 0; i < entities.size(); ++i) {
+      if (first[i] != i) {
+        duplicates.emplace_back(i, first[i]);
+        continue;
+      }
       with_bulk_args(entities[i], held, [&](const auto&... args) {
         with_parts(
             [&](const auto& id, const auto&... parts) {
-              const std::uint64_t h = hash_of(id, parts...);
+              const std::uint64_t h = hashes[i];
               if (mem_) {
                 Probe probe = probe_memory(h, now, id, parts...);
                 if (probe.value) {
@@ -1152,18 +1271,16 @@ class Cached<Fn, detail::Signature<R, A...>> {
                   return;
                 }
                 if (probe.stale) {
-                  out[i].emplace(
-                      on_stale_probe(h, now, std::forward_as_tuple(id, parts...), args...));
+                  try {
+                    out[i].emplace(
+                        on_stale_probe(h, now, std::forward_as_tuple(id, parts...), args...));
+                  } catch (...) {  // its refresh failed: the other keys are computed first
+                    if (!first_error) first_error = std::current_exception();
+                  }
                   return;
                 }
               }
-              Call call = make_call(h, id, parts...);
-              auto [it, inserted] = first_index.try_emplace(call.identity_key(), i);
-              if (!inserted) {
-                duplicates.emplace_back(i, it->second);
-                return;
-              }
-              misses.push_back(BulkMiss{i, std::move(call)});
+              misses.push_back(BulkMiss{i, make_call(h, id, parts...)});
             },
             args...);
       });
@@ -1188,10 +1305,14 @@ class Cached<Fn, detail::Signature<R, A...>> {
           out[i].emplace(std::move(remote[m]->value), Source::remote, false,
                          remote[m]->stamps.written, now);
         } else {
-          with_bulk_args(entities[i], held, [&](const auto&... args) {
-            out[i].emplace(on_stale(std::move(misses[m].call), std::move(*remote[m]),
-                                    Source::remote, now, args...));
-          });
+          try {
+            with_bulk_args(entities[i], held, [&](const auto&... args) {
+              out[i].emplace(on_stale(std::move(misses[m].call), std::move(*remote[m]),
+                                      Source::remote, now, args...));
+            });
+          } catch (...) {
+            if (!first_error) first_error = std::current_exception();
+          }
         }
       }
       misses = std::move(still);
@@ -1209,7 +1330,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       auto leader = std::make_unique<typename Flights::Leader>(flights_, m.call.identity_key(),
                                                                ticket.flight);
       if (mem_) {  // another leader may have stored it between our lookup and our join
-        auto eq = [&](const Key& k) { return k == m.call.stored_key; };
+        auto eq = [&](const Key& k) { return stored_equal(k, m.call.stored_key); };
         if (auto found = mem_->template find<Key, value_type>(ns_, m.call.hash, eq, now);
             found && found->stamps.fresh(now)) {
           hits_.add();
@@ -1224,7 +1345,6 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
     // 4. Compute what we lead: one loader call, or fn per key. With a shared tier, each key is
     //    locked there first; the keys another process holds are awaited instead.
-    std::exception_ptr first_error;
     Led awaited;
     {
       HeldLocks locks{this};
@@ -1244,6 +1364,45 @@ class Cached<Fn, detail::Signature<R, A...>> {
     results.reserve(out.size());
     for (auto& r : out) results.push_back(std::move(*r));
     return results;
+  }
+
+  /// For each entity of a bulk call, the first index whose key equals its key (itself if none
+  /// does). Keys are compared typed, as the memory tier compares them, and only where their hashes
+  /// are equal.
+  std::vector<std::size_t> first_occurrences(std::span<const entity_type> entities,
+                                             const BulkParams& held,
+                                             const std::vector<std::uint64_t>& hashes) {
+    std::vector<std::size_t> first(entities.size());
+    for (std::size_t i = 0; i < first.size(); ++i) first[i] = i;
+    if (entities.size() < 2) return first;
+    std::vector<std::pair<std::uint64_t, std::size_t>> by_hash(entities.size());
+    for (std::size_t i = 0; i < by_hash.size(); ++i) by_hash[i] = {hashes[i], i};
+    std::sort(by_hash.begin(), by_hash.end());  // by hash, then by index
+    auto key_at = [&](std::size_t i) {
+      return with_bulk_args(entities[i], held, [&](const auto&... args) {
+        return with_parts([&](const auto&... parts) { return make_key(parts...); }, args...);
+      });
+    };
+    auto equals_key = [&](const Key& k, std::size_t i) {
+      return with_bulk_args(entities[i], held, [&](const auto&... args) {
+        return with_parts([&](const auto&... parts) { return key_equal(k, parts...); }, args...);
+      });
+    };
+    for (std::size_t b = 0; b < by_hash.size();) {
+      std::size_t e = b + 1;
+      while (e < by_hash.size() && by_hash[e].first == by_hash[b].first) ++e;
+      for (std::size_t x = b; x + 1 < e; ++x) {
+        const std::size_t i = by_hash[x].second;
+        if (first[i] != i) continue;  // a repeat of an earlier one
+        const Key k = key_at(i);
+        for (std::size_t y = x + 1; y < e; ++y) {
+          const std::size_t j = by_hash[y].second;
+          if (first[j] == j && equals_key(k, j)) first[j] = i;
+        }
+      }
+      b = e;
+    }
+    return first;
   }
 
   /// One ByteStore::get_many for the misses; a failed read or an undecodable entry is a miss.

@@ -14,6 +14,7 @@
 #include <concepts>
 #include <cstdint>
 #include <limits>
+#include <new>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -42,6 +43,14 @@ struct Codec<T> {
     try {
       return nlohmann::json::parse(bytes).get<T>();
     } catch (const nlohmann::json::exception& e) {
+      throw DecodeError(std::string("larder: cached JSON did not decode: ") + e.what());
+    } catch (const std::bad_alloc&) {
+      throw;
+    } catch (const DecodeError&) {
+      throw;
+    } catch (const std::exception& e) {
+      // A from_json of the user's that refuses what it reads (std::invalid_argument, say): the
+      // bytes do not decode, which is a miss, not the call's failure.
       throw DecodeError(std::string("larder: cached JSON did not decode: ") + e.what());
     }
   }

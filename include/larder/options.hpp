@@ -66,6 +66,7 @@ struct Options {
   /// long. Must be > 0; set it above your function's slowest run.
   std::chrono::milliseconds lock_lease{std::chrono::seconds{30}};
   /// How often a process waiting for another process's computation polls the shared store. > 0.
+  /// A poll never sleeps past cold_wait: the wait ends on time even if lock_poll is longer.
   std::chrono::milliseconds lock_poll{std::chrono::milliseconds{20}};
   /// Application prefix, the first key segment: letters, digits, '_', '-', '.' only.
   std::string prefix{"larder"};

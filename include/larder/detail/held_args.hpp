@@ -6,12 +6,14 @@
 //
 // Ownable<T>: larder knows how to hold a T. Not ownable (the task is then not deferred: the caller
 // recomputes, or the entry is invalidated): a non-char pointer, a std::reference_wrapper, a view it
-// cannot rebuild from a std::vector, and a container of any of those (std::vector<string_view>).
+// cannot rebuild from a std::vector, a std::initializer_list, and a container of any of those
+// (std::vector<string_view>).
 // A class type is copied as it is: it must own its data (see docs/guide.md, "Background refresh").
 #pragma once
 
 #include <cstddef>
 #include <functional>
+#include <initializer_list>
 #include <ranges>
 #include <span>
 #include <string>
@@ -37,6 +39,11 @@ template <class E, std::size_t N>
 struct is_span<std::span<E, N>> : std::true_type {};
 
 template <class T>
+struct is_initializer_list : std::false_type {};
+template <class E>
+struct is_initializer_list<std::initializer_list<E>> : std::true_type {};
+
+template <class T>
 struct is_reference_wrapper : std::false_type {};
 template <class T>
 struct is_reference_wrapper<std::reference_wrapper<T>> : std::true_type {};
@@ -55,7 +62,11 @@ consteval Hold hold_of() {
     return is_char_v<std::remove_cv_t<std::remove_pointer_t<T>>> ? Hold::string : Hold::none;
   } else if constexpr (is_string_view<T>::value) {
     return Hold::string;
-  } else if constexpr (is_reference_wrapper<T>::value || std::is_reference_v<T>) {
+  } else if constexpr (is_reference_wrapper<T>::value || std::is_reference_v<T> ||
+                       is_initializer_list<T>::value) {
+    // An initializer_list is a view of the caller's temporary array (neither a std::ranges::view
+    // nor a borrowed_range, so the test below would take it for a container), and it cannot be
+    // rebuilt from a std::vector.
     return Hold::none;
   } else if constexpr (std::ranges::range<T>) {
     using V = std::remove_cvref_t<std::ranges::range_value_t<T>>;

@@ -120,8 +120,7 @@ class SingleFlight {
     Leader& operator=(const Leader&) = delete;
     ~Leader() {
       if (!flight_) return;
-      sf_.fail(key_, flight_,
-               std::make_exception_ptr(std::logic_error("larder: computation abandoned")));
+      sf_.fail(key_, flight_, abandoned());
     }
     void complete(std::shared_ptr<const V> value, const Stamps& stamps) {
       sf_.complete(key_, flight_, std::move(value), stamps);
@@ -132,8 +131,20 @@ class SingleFlight {
       flight_.reset();
     }
     const std::string& key() const noexcept { return key_; }
+    /// True until complete() or fail() was called.
+    bool pending() const noexcept { return flight_ != nullptr; }
 
    private:
+    /// The error of an abandoned flight; when even its message cannot be allocated, the
+    /// std::bad_alloc (a destructor must not throw it).
+    static std::exception_ptr abandoned() noexcept {
+      try {
+        return std::make_exception_ptr(std::logic_error("larder: computation abandoned"));
+      } catch (...) {
+        return std::current_exception();
+      }
+    }
+
     SingleFlight& sf_;
     std::string key_;
     FlightPtr flight_;

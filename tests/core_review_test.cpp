@@ -1,0 +1,503 @@
+// Regression tests of the core review: each case failed before its fix (see the commit that added
+// it). Cached's slow paths, held arguments of background refreshes, values a codec cannot encode.
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <future>
+#include <initializer_list>
+#include <larder/larder.hpp>
+#include <larder/tiered_store.hpp>
+#include <limits>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/catch.hpp"
+#include "support/counting_fn.hpp"
+#include "support/map_byte_store.hpp"
+
+using namespace std::chrono_literals;
+using larder::Source;
+using larder::testing::CountingFn;
+using larder::testing::MapByteStore;
+
+namespace {
+
+/// A manual executor: tasks run when the test says so.
+struct ManualExecutor final : larder::Executor {
+  std::mutex mutex;
+  std::vector<std::function<void()>> tasks;
+  void submit(std::function<void()> task) override {
+    std::lock_guard lock{mutex};
+    tasks.push_back(std::move(task));
+  }
+  std::size_t run_all() {
+    std::vector<std::function<void()>> now;
+    {
+      std::lock_guard lock{mutex};
+      now.swap(tasks);
+    }
+    for (auto& t : now) t();
+    return now.size();
+  }
+};
+
+[[maybe_unused]] auto wrap(CountingFn& fn) {
+  return [&fn](std::int64_t id) { return fn(id); };
+}
+
+/// Destroys `p` on another thread; true if that finished within `limit` (else `p` is leaked to
+/// the blocked thread, so that the test can fail instead of hang).
+template <class T>
+bool destroys_within(std::unique_ptr<T> p, std::chrono::milliseconds limit) {
+  auto done = std::make_shared<std::promise<void>>();
+  auto finished = done->get_future();
+  std::thread([raw = p.release(), done] {
+    delete raw;
+    done->set_value();
+  }).detach();
+  return finished.wait_for(limit) == std::future_status::ready;
+}
+
+}  // namespace
+
+TEST_CASE("A std::initializer_list argument is not held by a background refresh",
+          "[review][freshness]") {
+  // An initializer_list is a view of the caller's temporary array: copying it copies a pointer.
+  CHECK_FALSE(larder::detail::Ownable<const std::initializer_list<int>&>);
+  CHECK(larder::detail::Ownable<const std::vector<int>&>);
+
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  ManualExecutor executor;
+  std::atomic<int> calls{0};
+  larder::Cached c{store,
+                   "T",
+                   "list",
+                   [&calls](std::int64_t id, std::initializer_list<int> xs) {
+                     ++calls;
+                     std::int64_t s = id;
+                     for (int x : xs) s += x;
+                     return s;
+                   },
+                   {.ttl = 24h,
+                    .fresh_for = 1h,
+                    .refresh = larder::Refresh::background,
+                    .clock = &clock,
+                    .executor = &executor}};
+  CHECK(*c(1, {1, 2, 3}) == 7);
+  clock.advance(2h);
+  auto r = c(1, {1, 2, 3});
+  CHECK_FALSE(r.stale());  // recomputed by the caller: the list could not be held for later
+  CHECK(*r == 7);
+  CHECK(calls == 2);
+  CHECK(executor.run_all() == 0);
+}
+
+TEST_CASE("A value the codec cannot encode is returned and counted, never thrown",
+          "[review][bytes][failure]") {
+  // nlohmann_json refuses to dump a string that is not UTF-8 (type_error 316).
+  const std::string kJunk = "\xff\xfe";
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  larder::MemoryStore l1;
+  larder::TieredStore tiered{l1, shared};
+  CountingFn fn;
+  std::vector<std::string> errors;
+  const larder::Options o{.ttl = 1h, .clock = &clock, .on_error = [&](const larder::ErrorEvent& e) {
+                            errors.emplace_back(e.what);
+                          }};
+  auto binary = [&fn](std::int64_t id) { return std::string("\xff\xfe") + std::to_string(fn(id)); };
+  larder::Cached c{tiered, "T", "binary", binary, o};
+
+  fn.close_gate();
+  auto leader = std::async(std::launch::async, [&] { return c(1); });
+  fn.wait_inside(1);
+  auto waiter = std::async(std::launch::async, [&] { return c(1); });
+  while (c.stats().waiting == 0) std::this_thread::sleep_for(1ms);
+  fn.open_gate();
+  std::string first, second;
+  CHECK_NOTHROW(first = *leader.get());
+  CHECK_NOTHROW(second = *waiter.get());
+  CHECK(first == kJunk + "10");
+  CHECK(second == first);
+  CHECK(c.stats().store_errors == 1);
+  CHECK(errors.size() == 1);
+  CHECK(c(1).source() == Source::memory);  // the memory tier needs no encoding
+  CHECK(fn.calls == 1);
+  CHECK_FALSE(shared.peek(c.key(1)));
+  CHECK_FALSE(shared.peek(c.key(1) + ":#lock"));
+
+  // A byte-only store computes each time, and each call succeeds.
+  larder::Cached bytes_only{shared, "T", "binary2", binary, o};
+  CHECK(*bytes_only(2) == kJunk + "20");
+  CHECK(*bytes_only(2) == kJunk + "20");
+  CHECK(bytes_only.stats().store_errors == 2);
+  // get_many, and refresh(), which then deletes the old shared value instead.
+  CHECK(*bytes_only.get_many(std::vector<std::int64_t>{3})[0] == kJunk + "30");
+  CHECK(*bytes_only.refresh(3) == kJunk + "30");
+}
+
+TEST_CASE(
+    "A caller waiting for a leader that gives up on another process's lock gets "
+    "ColdCacheError",
+    "[review][bytes][cold]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  larder::MemoryStore l1;
+  larder::TieredStore tiered{l1, shared};
+  CountingFn fn;
+  larder::Cached c{tiered,
+                   "T",
+                   "f",
+                   wrap(fn),
+                   {.ttl = 1h, .cold_wait = 400ms, .lock_poll = 5ms, .clock = &clock}};
+  REQUIRE(shared.try_lock(c.key(1) + ":#lock", "another-process", 1h));
+  auto leader = std::async(std::launch::async, [&] { return c(1); });
+  std::this_thread::sleep_for(50ms);  // it leads this process's flight and polls the shared tier
+  auto waiter = std::async(std::launch::async, [&] { return c(1); });
+  CHECK_THROWS_AS(leader.get(), larder::ColdCacheError);
+  CHECK_THROWS_AS(waiter.get(), larder::ColdCacheError);
+  CHECK(fn.calls == 0);
+  const auto s = c.stats();
+  CHECK(s.cold_rejections == 2);
+  CHECK(s.coalesced == 0);
+  CHECK(s.requests() == 0);
+}
+
+TEST_CASE("A lock_poll longer than cold_wait does not stretch the wait", "[review][bytes][cold]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  CountingFn fn;
+  larder::Cached c{shared,
+                   "T",
+                   "f",
+                   wrap(fn),
+                   {.ttl = 1h, .cold_wait = 50ms, .lock_poll = 20s, .clock = &clock}};
+  REQUIRE(shared.try_lock(c.key(1) + ":#lock", "another-process", 1h));
+  auto t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(c(1), larder::ColdCacheError);
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  t0 = std::chrono::steady_clock::now();
+  CHECK_THROWS_AS(c.get_many(std::vector<std::int64_t>{1}), larder::ColdCacheError);
+  CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+  CHECK(fn.calls == 0);
+}
+
+namespace {
+/// An entity whose copies throw while `refuse_copies` is set (a copy that allocates, under
+/// memory pressure).
+struct Touchy {
+  explicit Touchy(std::int64_t i) : id{i} {}
+  Touchy(const Touchy& o) : id{o.id} {
+    if (refuse_copies) throw std::runtime_error("no copies");
+  }
+  Touchy& operator=(const Touchy&) = default;
+  std::int64_t id;
+  static inline std::atomic<bool> refuse_copies{false};
+};
+struct TouchyFn {
+  std::atomic<int>* calls;
+  std::int64_t operator()(const Touchy& t) const {
+    ++*calls;
+    return t.id * 10;
+  }
+};
+}  // namespace
+
+TEST_CASE("Arguments a background refresh cannot copy make the caller recompute",
+          "[review][freshness]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  ManualExecutor executor;
+  std::atomic<int> calls{0};
+  auto c = std::make_unique<larder::Cached<TouchyFn>>(
+      store, "T", "touchy", TouchyFn{&calls},
+      larder::Options{.ttl = 24h,
+                      .fresh_for = 1h,
+                      .refresh = larder::Refresh::background,
+                      .clock = &clock,
+                      .executor = &executor});
+  CHECK(*(*c)(Touchy{1}) == 10);
+  clock.advance(2h);
+  Touchy::refuse_copies = true;
+  bool threw = true;
+  try {
+    auto r = (*c)(Touchy{1});
+    threw = false;
+    CHECK_FALSE(r.stale());
+    CHECK(*r == 10);
+  } catch (...) {
+  }
+  Touchy::refuse_copies = false;
+  CHECK_FALSE(threw);
+  CHECK(calls == 2);
+  CHECK(executor.run_all() == 0);
+  CHECK(destroys_within(std::move(c), 5s));  // no refresh left pending
+}
+
+TEST_CASE("get_many counts a key repeated in one call once, hit or not", "[review][bulk][stats]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  CountingFn fn;
+  larder::Cached c{store, "T", "f", wrap(fn), {.ttl = 24h, .fresh_for = 1h, .clock = &clock}};
+  c(5);
+  auto rs = c.get_many(std::vector<std::int64_t>{5, 5, 6, 5});
+  REQUIRE(rs.size() == 4);
+  CHECK(*rs[1] == 50);
+  auto s = c.stats();
+  CHECK(s.hits == 1);
+  CHECK(s.misses == 2);  // the single call and key 6
+  CHECK(s.requests() == 3);
+  clock.advance(2h);  // stale: the caller refreshes key 5 once, and key 6
+  rs = c.get_many(std::vector<std::int64_t>{5, 6, 5});
+  CHECK(*rs[2] == 50);
+  s = c.stats();
+  CHECK(s.requests() == 5);
+  CHECK(fn.calls == 4);
+}
+
+namespace weigh {
+/// A value whose weight cannot always be taken (larder_weight throws while `fails` is set).
+struct Page {
+  std::string html;
+};
+inline std::atomic<bool> fails{false};
+inline std::uint64_t larder_weight(const Page& p) {
+  if (fails) throw std::runtime_error("cannot weigh");
+  return p.html.size();
+}
+}  // namespace weigh
+
+TEST_CASE("A memory tier that cannot store a computed value fails no call", "[review][failure]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  CountingFn fn;
+  std::vector<std::string> errors;
+  larder::Cached c{store,
+                   "T",
+                   "page",
+                   [&fn](std::int64_t id) { return weigh::Page{std::to_string(fn(id))}; },
+                   {.ttl = 1h, .clock = &clock, .on_error = [&](const larder::ErrorEvent& e) {
+                      errors.emplace_back(e.what);
+                    }}};
+  fn.close_gate();
+  weigh::fails = true;
+  auto leader = std::async(std::launch::async, [&] { return c(1); });
+  fn.wait_inside(1);
+  auto waiter = std::async(std::launch::async, [&] { return c(1); });
+  while (c.stats().waiting == 0) std::this_thread::sleep_for(1ms);
+  fn.open_gate();
+  std::string first, second;
+  CHECK_NOTHROW(first = leader.get()->html);
+  CHECK_NOTHROW(second = waiter.get()->html);
+  weigh::fails = false;
+  CHECK(first == "10");
+  CHECK(second == "10");
+  CHECK(c.stats().store_errors == 1);
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].find("cannot weigh") != std::string::npos);
+  CHECK(c(1).source() == Source::computed);  // nothing was stored
+  CHECK(c(1).source() == Source::memory);
+}
+
+namespace {
+/// A byte store whose set() breaks its contract (throws something other than StoreError) while
+/// `set_fails` is set.
+class RudeByteStore final : public larder::ByteStore {
+ public:
+  explicit RudeByteStore(MapByteStore& inner) : inner_{inner} {}
+  std::optional<std::string> get(std::string_view key) override { return inner_.get(key); }
+  void set(std::string_view key, std::string_view bytes, std::chrono::milliseconds ttl) override {
+    if (set_fails) throw std::runtime_error("rude store");
+    inner_.set(key, bytes, ttl);
+  }
+  void erase(std::string_view key) override { inner_.erase(key); }
+  bool try_lock(std::string_view key, std::string_view token,
+                std::chrono::milliseconds lease) override {
+    return inner_.try_lock(key, token, lease);
+  }
+  bool unlock(std::string_view key, std::string_view token) override {
+    if (unlock_fails) throw std::runtime_error("rude unlock");
+    return inner_.unlock(key, token);
+  }
+  std::atomic<bool> set_fails{false};
+  std::atomic<bool> unlock_fails{false};
+
+ private:
+  MapByteStore& inner_;
+};
+
+/// Runs tasks when told, and keeps them afterwards (as an executor may destroy a task late).
+struct KeepingExecutor final : larder::Executor {
+  std::vector<std::function<void()>> tasks, ran;
+  void submit(std::function<void()> task) override { tasks.push_back(std::move(task)); }
+  void run_all() {
+    auto now = std::move(tasks);
+    tasks.clear();
+    for (auto& t : now) {
+      t();
+      ran.push_back(std::move(t));
+    }
+  }
+};
+}  // namespace
+
+TEST_CASE("A background refresh that fails outside fn ends its flight before it counts as done",
+          "[review][freshness][failure]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  RudeByteStore rude{shared};
+  larder::MemoryStore l1;
+  larder::TieredStore tiered{l1, rude};
+  KeepingExecutor executor;
+  CountingFn fn;
+  std::vector<std::string> errors;
+  larder::Cached c{tiered,
+                   "T",
+                   "f",
+                   wrap(fn),
+                   {.ttl = 24h,
+                    .fresh_for = 1h,
+                    .refresh = larder::Refresh::background,
+                    .cold_wait = 50ms,
+                    .clock = &clock,
+                    .executor = &executor,
+                    .on_error = [&](const larder::ErrorEvent& e) { errors.emplace_back(e.what); }}};
+  c(1);
+  clock.advance(2h);
+  CHECK(c(1).stale());
+  REQUIRE(executor.tasks.size() == 1);
+  rude.set_fails = true;
+  executor.run_all();  // fn ran; storing its value threw
+  rude.set_fails = false;
+  CHECK(errors == std::vector<std::string>{"rude store"});
+  // The task is done with the key (though its object lives on in the executor): a cold call
+  // computes it rather than wait for that flight.
+  c.invalidate(1);
+  larder::Result<std::int64_t> r{std::int64_t{0}, Source::memory, false, {}, {}};
+  CHECK_NOTHROW(r = c(1));
+  CHECK(*r == 10);
+  CHECK(r.source() == Source::computed);
+  executor.ran.clear();
+}
+
+namespace strict {
+/// A value whose from_json validates what it reads and throws std::invalid_argument (not a
+/// nlohmann exception), as user code does.
+struct Stock {
+  std::int64_t count = 0;
+};
+inline void to_json(nlohmann::json& j, const Stock& s) { j = nlohmann::json{{"count", s.count}}; }
+inline void from_json(const nlohmann::json& j, Stock& s) {
+  s.count = j.at("count").get<std::int64_t>();
+  if (s.count < 0) throw std::invalid_argument("a stock count is never negative");
+}
+}  // namespace strict
+
+TEST_CASE("A from_json that throws its own exception makes a decode error, a miss",
+          "[review][bytes][codec]") {
+  CHECK_THROWS_AS(larder::Codec<strict::Stock>::decode(R"({"count":-1})"), larder::DecodeError);
+  CHECK(larder::Codec<strict::Stock>::decode(R"({"count":3})").count == 3);
+
+  // One process stored a value that the other's from_json refuses (a newer deploy's validation).
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  larder::MemoryStore l1_a, l1_b;
+  larder::TieredStore one{l1_a, shared}, two{l1_b, shared};
+  std::atomic<std::int64_t> next{-1};
+  auto stock = [&next](std::int64_t) { return strict::Stock{next.load()}; };
+  larder::Cached a{one, "T", "stock", stock, {.ttl = 1h, .clock = &clock}};
+  larder::Cached b{two, "T", "stock", stock, {.ttl = 1h, .clock = &clock}};
+  CHECK(a(1)->count == -1);
+  next = 5;
+  larder::Result<strict::Stock> r{
+      std::make_shared<const strict::Stock>(), Source::memory, false, {}, {}};
+  CHECK_NOTHROW(r = b(1));
+  CHECK(r->count == 5);
+  CHECK(r.source() == Source::computed);
+  CHECK(b.stats().decode_errors == 1);
+  CHECK(b.get_many(std::vector<std::int64_t>{1})[0]->count == 5);  // memory now
+}
+
+TEST_CASE("A lock release that throws something other than StoreError escapes no destructor",
+          "[review][bytes][lock]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  RudeByteStore rude{shared};
+  CountingFn fn;
+  std::vector<std::string> errors;
+  larder::Cached c{rude,
+                   "T",
+                   "f",
+                   wrap(fn),
+                   {.ttl = 1h, .clock = &clock, .on_error = [&](const larder::ErrorEvent& e) {
+                      errors.emplace_back(e.what);
+                    }}};
+  rude.unlock_fails = true;
+  CHECK(*c(1) == 10);                                         // RemoteUnlock
+  CHECK(*c.get_many(std::vector<std::int64_t>{2})[0] == 20);  // HeldLocks
+  rude.unlock_fails = false;
+  CHECK(c.stats().store_errors == 2);
+  CHECK(errors == std::vector<std::string>{"rude unlock", "rude unlock"});
+}
+
+TEST_CASE("A key with a NaN param is invalidated and replaced like any other",
+          "[review][key][invalidate]") {
+  // Keys treat every NaN as one value (rendered "nan"); the memory tier's writes and erases must
+  // agree with its reads, whereas NaN == NaN is false.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  std::atomic<int> calls{0};
+  std::atomic<std::int64_t> offset{0};
+  larder::Cached c{store,
+                   "T",
+                   "nan",
+                   [&](std::int64_t id, double) {
+                     ++calls;
+                     return id + offset.load();
+                   },
+                   {.ttl = 1h, .clock = &clock}};
+  CHECK(*c(1, nan) == 1);
+  CHECK(c(1, nan).source() == Source::memory);
+  offset = 100;
+  c.invalidate(1, nan);
+  auto r = c(1, nan);
+  CHECK(r.source() == Source::computed);
+  CHECK(*r == 101);
+  offset = 200;
+  CHECK(*c.refresh(1, nan) == 201);
+  CHECK(*c(1, nan) == 201);  // the refreshed value replaced the old one
+  CHECK(store.size() == 1);
+  CHECK(calls == 3);
+}
+
+TEST_CASE("get_many computes the other keys when a stale key's refresh fails, then throws",
+          "[review][bulk][failure]") {
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  std::atomic<std::int64_t> fail_id{-1};
+  std::atomic<int> calls{0};
+  larder::Cached c{store,
+                   "T",
+                   "f",
+                   [&](std::int64_t id) {
+                     ++calls;
+                     if (id == fail_id) throw std::runtime_error("database down");
+                     return id * 10;
+                   },
+                   {.ttl = 24h, .fresh_for = 1h, .clock = &clock}};
+  c(1);
+  clock.advance(2h);  // key 1 is stale: this caller refreshes it, and that fails
+  fail_id = 1;
+  CHECK_THROWS_WITH(c.get_many(std::vector<std::int64_t>{1, 2}), "database down");
+  fail_id = -1;
+  CHECK(calls == 3);                         // key 2 was computed all the same
+  CHECK(c(2).source() == Source::memory);    // and stored
+  CHECK(c(1).source() == Source::computed);  // the failed stale entry was dropped
+}
