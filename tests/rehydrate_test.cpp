@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "db.hpp"
@@ -267,6 +268,65 @@ TEST_CASE("A scheduled recompute owns its arguments: a view outlives no caller",
   CHECK(ids.age() == 0min);  // recomputed for the caller's tag, just now
   // and nothing was cached under the key of what the caller's buffer held later
   CHECK(top.ids()(std::string(40, 'X')).source() == larder::Source::computed);
+}
+
+namespace {
+/// An author whose copies throw while `refuse_copies` is set (a copy that allocates, under memory
+/// pressure).
+struct Touchy {
+  explicit Touchy(std::int64_t i) : id{i} {}
+  Touchy(const Touchy& o) : id{o.id} {
+    if (refuse_copies) throw std::runtime_error("no copies");
+  }
+  Touchy& operator=(const Touchy&) = default;
+  std::int64_t id;
+  static inline std::atomic<bool> refuse_copies{false};
+};
+}  // namespace
+
+TEST_CASE("A recompute whose arguments cannot be copied drops the list instead of hanging",
+          "[rehydrate]") {
+  Fixture f;
+  ManualExecutor executor;
+  auto decide = [&f](const Touchy& author) {
+    ++f.calls;
+    return f.lists.at(author.id);
+  };
+  auto top = std::make_unique<larder::Rehydrated<decltype(decide), MapRepository>>(
+      f.store, "Author", "top", decide, f.repo,
+      larder::Options{.clock = &f.clock, .executor = &executor},
+      larder::RehydrateOptions{.recompute_when_missing = 0.5});
+  (*top)(Touchy{1});
+  f.repo.remove(10);
+  f.repo.remove(30);  // 2 of 3 missing
+  f.lists[1] = {20};
+  Touchy::refuse_copies = true;
+  bool threw = true;
+  try {
+    auto r = (*top)(Touchy{1});
+    threw = false;
+    CHECK(r.recompute_scheduled);
+    CHECK(ids_of(r.entities) == std::vector<std::int64_t>{20});
+  } catch (...) {
+  }
+  Touchy::refuse_copies = false;
+  CHECK_FALSE(threw);
+  CHECK(executor.tasks.empty());   // nothing could be scheduled: the list was dropped
+  auto after = (*top)(Touchy{1});  // recomputed here, and the key is not stuck as pending
+  CHECK(f.calls == 2);
+  CHECK(after.missing == 0);
+  f.repo.remove(20);
+  CHECK((*top)(Touchy{1}).recompute_scheduled);
+  CHECK(executor.run_all() == 1);
+  // ~Rehydrated waits for pending recomputes: none may be left (it hung before). Destroyed on a
+  // thread of its own, so that the test fails instead of hanging (the object is leaked then).
+  auto done = std::make_shared<std::promise<void>>();
+  auto finished = done->get_future();
+  std::thread([raw = top.release(), done] {
+    delete raw;
+    done->set_value();
+  }).detach();
+  CHECK(finished.wait_for(5s) == std::future_status::ready);
 }
 
 TEST_CASE("Rehydrated rejects a threshold outside [0, 1]", "[rehydrate]") {

@@ -217,33 +217,32 @@ class Rehydrated<Fn, Repo, detail::Signature<R, A...>> {
 
   /// Recomputes the ID list on the executor, once per key at a time. False if one is already
   /// pending for the key. The task holds owning copies of the arguments (a string_view's text, a
-  /// span's elements): the caller's may be gone by the time it runs.
+  /// span's elements): the caller's may be gone by the time it runs. Arguments that cannot be held
+  /// (a view type, or a copy that throws) drop the cached list instead: the next call recomputes.
   bool schedule_recompute(detail::param_t<A>... args) {
-    if constexpr (!(detail::Ownable<A> && ...)) {
-      ids_.invalidate(args...);  // cannot hold the args for later: the next call recomputes
+    auto drop = [&] {
+      ids_.invalidate(args...);
       recomputes_.add();
       return true;
+    };
+    if constexpr (!(detail::Ownable<A> && ...)) {
+      return drop();
     } else {
-      std::string key = ids_.key(args...);
-      {
+      std::string key;
+      std::function<void()> task;
+      try {
+        // Built before the key counts as pending: a copy that throws leaves nothing to undo (it
+        // used to leave the key marked and pending_ raised, so ~Rehydrated waited for ever and
+        // the key was never recomputed again).
+        key = ids_.key(args...);
+        task = make_recompute(key, args...);
         std::lock_guard lock{mutex_};
         if (!recomputing_.insert(key).second) return false;
         ++pending_;
+      } catch (...) {
+        return drop();
       }
       recomputes_.add();
-      auto task = [this, key, held = detail::HeldArgs<A...>{detail::hold<A>(args)...}]() mutable {
-        try {
-          std::apply([&](auto&... a) { ids_.refresh(detail::lend<A>(a)...); }, held);
-        } catch (const std::exception& e) {
-          report(key, e.what());
-        } catch (...) {
-          report(key, "unknown exception");
-        }
-        std::lock_guard lock{mutex_};
-        recomputing_.erase(key);
-        --pending_;
-        cv_.notify_all();
-      };
       Executor* executor = ids_.options().executor;
       try {
         (executor ? *executor : ThreadPool::shared()).submit(task);
@@ -252,6 +251,23 @@ class Rehydrated<Fn, Repo, detail::Signature<R, A...>> {
       }
       return true;
     }
+  }
+
+  /// The recompute task of schedule_recompute: refreshes the list, then unmarks the key.
+  std::function<void()> make_recompute(const std::string& key, detail::param_t<A>... args) {
+    return [this, key, held = detail::HeldArgs<A...>{detail::hold<A>(args)...}]() mutable {
+      try {
+        std::apply([&](auto&... a) { ids_.refresh(detail::lend<A>(a)...); }, held);
+      } catch (const std::exception& e) {
+        report(key, e.what());
+      } catch (...) {
+        report(key, "unknown exception");
+      }
+      std::lock_guard lock{mutex_};
+      recomputing_.erase(key);
+      --pending_;
+      cv_.notify_all();
+    };
   }
 
   void report(std::string_view key, std::string_view what) {
