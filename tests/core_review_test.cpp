@@ -18,33 +18,16 @@
 
 #include "support/catch.hpp"
 #include "support/counting_fn.hpp"
+#include "support/manual_executor.hpp"
 #include "support/map_byte_store.hpp"
 
 using namespace std::chrono_literals;
 using larder::Source;
 using larder::testing::CountingFn;
+using larder::testing::ManualExecutor;
 using larder::testing::MapByteStore;
 
 namespace {
-
-/// A manual executor: tasks run when the test says so.
-struct ManualExecutor final : larder::Executor {
-  std::mutex mutex;
-  std::vector<std::function<void()>> tasks;
-  void submit(std::function<void()> task) override {
-    std::lock_guard lock{mutex};
-    tasks.push_back(std::move(task));
-  }
-  std::size_t run_all() {
-    std::vector<std::function<void()>> now;
-    {
-      std::lock_guard lock{mutex};
-      now.swap(tasks);
-    }
-    for (auto& t : now) t();
-    return now.size();
-  }
-};
 
 [[maybe_unused]] auto wrap(CountingFn& fn) {
   return [&fn](std::int64_t id) { return fn(id); };

@@ -25,8 +25,10 @@
 
 #include "db.hpp"
 #include "support/catch.hpp"
+#include "support/manual_executor.hpp"
 
 using namespace std::chrono_literals;
+using larder::testing::ManualExecutor;
 
 namespace {
 
@@ -83,24 +85,6 @@ struct Decider {
   std::vector<std::int64_t> operator()(std::int64_t author) const {
     ++*calls;
     return lists->at(author);
-  }
-};
-
-struct ManualExecutor final : larder::Executor {
-  std::mutex mutex;
-  std::vector<std::function<void()>> tasks;
-  void submit(std::function<void()> task) override {
-    std::lock_guard lock{mutex};
-    tasks.push_back(std::move(task));
-  }
-  std::size_t run_all() {
-    std::vector<std::function<void()>> now;
-    {
-      std::lock_guard lock{mutex};
-      now.swap(tasks);
-    }
-    for (auto& t : now) t();
-    return now.size();
   }
 };
 
