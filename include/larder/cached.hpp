@@ -457,8 +457,9 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// The probe found a stale entry: look it up again as a shared value (it may have been refreshed
   /// or removed in between) and serve it per the stale rules, or miss.
   template <class Id, class... P>
-  result_type on_stale_probe(std::uint64_t h, TimePoint now,
-                             std::tuple<const Id&, const P&...> parts, detail::param_t<A>... args) {
+  [[gnu::noinline]] result_type on_stale_probe(std::uint64_t h, TimePoint now,
+                                               std::tuple<const Id&, const P&...> parts,
+                                               detail::param_t<A>... args) {
     auto eq = [&](const Key& k) {
       return std::apply([&](const auto&... p) { return key_equal(k, p...); }, parts);
     };
@@ -534,8 +535,9 @@ class Cached<Fn, detail::Signature<R, A...>> {
   // ---- slow paths
   // --------------------------------------------------------------------------------
 
-  /// Nothing usable in memory: look in the shared tier, else compute (once).
-  result_type on_miss(Call call, TimePoint now, detail::param_t<A>... args) {
+  /// Nothing usable in memory: look in the shared tier, else compute (once). Kept out of line (as
+  /// on_stale_probe is), so that the hit path in operator() stays small.
+  [[gnu::noinline]] result_type on_miss(Call call, TimePoint now, detail::param_t<A>... args) {
     auto ticket = flights_.join(call.identity_key());
     if (!ticket.leader) return wait_for_other(call, *ticket.flight, now);
     typename Flights::Leader leader{flights_, call.identity_key(), ticket.flight};
