@@ -20,30 +20,20 @@
 #include "support/counting_fn.hpp"
 #include "support/manual_executor.hpp"
 #include "support/map_byte_store.hpp"
+#include "support/teardown.hpp"
 
 using namespace std::chrono_literals;
 using larder::Source;
 using larder::testing::CountingFn;
+using larder::testing::destroys_within;
 using larder::testing::ManualExecutor;
 using larder::testing::MapByteStore;
+using larder::testing::Touchy;
 
 namespace {
 
 [[maybe_unused]] auto wrap(CountingFn& fn) {
   return [&fn](std::int64_t id) { return fn(id); };
-}
-
-/// Destroys `p` on another thread; true if that finished within `limit` (else `p` is leaked to
-/// the blocked thread, so that the test can fail instead of hang).
-template <class T>
-bool destroys_within(std::unique_ptr<T> p, std::chrono::milliseconds limit) {
-  auto done = std::make_shared<std::promise<void>>();
-  auto finished = done->get_future();
-  std::thread([raw = p.release(), done] {
-    delete raw;
-    done->set_value();
-  }).detach();
-  return finished.wait_for(limit) == std::future_status::ready;
 }
 
 }  // namespace
@@ -172,17 +162,6 @@ TEST_CASE("A lock_poll longer than cold_wait does not stretch the wait", "[revie
 }
 
 namespace {
-/// An entity whose copies throw while `refuse_copies` is set (a copy that allocates, under
-/// memory pressure).
-struct Touchy {
-  explicit Touchy(std::int64_t i) : id{i} {}
-  Touchy(const Touchy& o) : id{o.id} {
-    if (refuse_copies) throw std::runtime_error("no copies");
-  }
-  Touchy& operator=(const Touchy&) = default;
-  std::int64_t id;
-  static inline std::atomic<bool> refuse_copies{false};
-};
 struct TouchyFn {
   std::atomic<int>* calls;
   std::int64_t operator()(const Touchy& t) const {

@@ -26,9 +26,12 @@
 #include "db.hpp"
 #include "support/catch.hpp"
 #include "support/manual_executor.hpp"
+#include "support/teardown.hpp"
 
 using namespace std::chrono_literals;
+using larder::testing::destroys_within;
 using larder::testing::ManualExecutor;
+using larder::testing::Touchy;
 
 namespace {
 
@@ -254,20 +257,6 @@ TEST_CASE("A scheduled recompute owns its arguments: a view outlives no caller",
   CHECK(top.ids()(std::string(40, 'X')).source() == larder::Source::computed);
 }
 
-namespace {
-/// An author whose copies throw while `refuse_copies` is set (a copy that allocates, under memory
-/// pressure).
-struct Touchy {
-  explicit Touchy(std::int64_t i) : id{i} {}
-  Touchy(const Touchy& o) : id{o.id} {
-    if (refuse_copies) throw std::runtime_error("no copies");
-  }
-  Touchy& operator=(const Touchy&) = default;
-  std::int64_t id;
-  static inline std::atomic<bool> refuse_copies{false};
-};
-}  // namespace
-
 TEST_CASE("A recompute whose arguments cannot be copied drops the list instead of hanging",
           "[rehydrate]") {
   Fixture f;
@@ -302,15 +291,8 @@ TEST_CASE("A recompute whose arguments cannot be copied drops the list instead o
   f.repo.remove(20);
   CHECK((*top)(Touchy{1}).recompute_scheduled);
   CHECK(executor.run_all() == 1);
-  // ~Rehydrated waits for pending recomputes: none may be left (it hung before). Destroyed on a
-  // thread of its own, so that the test fails instead of hanging (the object is leaked then).
-  auto done = std::make_shared<std::promise<void>>();
-  auto finished = done->get_future();
-  std::thread([raw = top.release(), done] {
-    delete raw;
-    done->set_value();
-  }).detach();
-  CHECK(finished.wait_for(5s) == std::future_status::ready);
+  // ~Rehydrated waits for pending recomputes: none may be left (it hung before).
+  CHECK(destroys_within(std::move(top), 5s));
 }
 
 TEST_CASE("Rehydrated rejects a threshold outside [0, 1]", "[rehydrate]") {
