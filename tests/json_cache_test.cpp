@@ -415,6 +415,46 @@ TEST_CASE("JsonCache: written() invalidates, or re-warms through an attached war
   }
 }
 
+TEST_CASE("JsonCache: a second Warmer is refused while the first is attached", "[json]") {
+  // It used to replace the first silently: written() then re-warmed through whichever attached
+  // last, and the first's destructor left the second attached (or detached it, if it was last).
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 2);
+  larder::JsonCache<Foo> foos{store, "Foo", repo, {}, {.on_write = larder::OnWrite::rewarm}};
+  REQUIRE(foos.get(1));
+  REQUIRE(foos.get(2));
+  std::optional<larder::Warmer<std::int64_t>> first;
+  first.emplace(foos, larder::WarmerOptions{.workers = 1});
+
+  std::string refused;
+  try {
+    larder::Warmer second{foos, {.workers = 1}};
+  } catch (const std::logic_error& e) {
+    refused = e.what();
+  }
+  CHECK(refused.find("'Foo'") != std::string::npos);  // names the cache
+  CHECK(refused.find("already") != std::string::npos);
+
+  repo.touch(1);
+  foos.written(1);  // still re-warmed through the first
+  first->wait_idle();
+  CHECK(first->progress().done == 1);
+  int calls = repo.call_count();
+  CHECK(foos.get(1)->view() == fresh_dump(repo, 1));
+  CHECK(repo.call_count() == calls);
+
+  first.reset();  // detached: another may attach now
+  larder::Warmer second{foos, {.workers = 1}};
+  repo.touch(2);
+  foos.written(2);
+  second.wait_idle();
+  CHECK(second.progress().done == 1);
+  calls = repo.call_count();
+  CHECK(foos.get(2)->view() == fresh_dump(repo, 2));
+  CHECK(repo.call_count() == calls);
+}
+
 TEST_CASE("JsonCache: a warmer stopped with queued re-warms drops those texts, not the writes",
           "[json]") {
   larder::MemoryStore store;

@@ -298,10 +298,18 @@ class JsonCache {
   void cancelled(const Id& id, WarmKind kind) {
     if (kind == WarmKind::refresh) cached_.invalidate(id);
   }
+  /// Attaches `w` (the Warmer's constructor calls it): written() re-warms through it. One cache has
+  /// at most one warmer: while another is attached this throws std::logic_error naming the cache
+  /// (the Warmer's constructor then throws it); destroy the first one before attaching another.
   void attach_warmer(Warmer<Id>* w) {
     std::lock_guard lock{warmer_mutex_};
+    if (warmer_ && warmer_ != w)
+      throw std::logic_error("larder::JsonCache '" + model_ +
+                             "': a Warmer is already attached (one per cache); destroy it before "
+                             "attaching another");
     warmer_ = w;
   }
+  /// Detaches `w` (the Warmer's destructor calls it); nothing if it is not the one attached.
   void detach_warmer(Warmer<Id>* w) {
     std::lock_guard lock{warmer_mutex_};
     if (warmer_ == w) warmer_ = nullptr;

@@ -142,7 +142,8 @@ class Warmer {
   }
 
   /// Warms `target` (a JsonCache, say), which must outlive the Warmer. If the target can attach a
-  /// warmer, it is attached until the Warmer is destroyed.
+  /// warmer, it is attached until the Warmer is destroyed; if the target refuses (a JsonCache that
+  /// already has a Warmer throws std::logic_error), so does this constructor.
   template <class T>
   requires WarmTarget<T, Id>
   explicit Warmer(T& target, WarmerOptions options = {})
