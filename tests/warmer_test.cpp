@@ -7,6 +7,7 @@
 #include <functional>
 #include <larder/executor.hpp>
 #include <larder/warmer.hpp>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -18,6 +19,7 @@
 
 #include "support/catch.hpp"
 #include "support/gate.hpp"
+#include "support/manual_executor.hpp"
 #include "support/teardown.hpp"
 
 using namespace std::chrono_literals;
@@ -321,6 +323,42 @@ TEST_CASE("Warmer: stop() or wait_idle() from inside its own warming throws, not
   CHECK(w->enqueue(7));  // not stopped by the refused stop()
   CHECK(w->wait_idle_for(10s));
   CHECK(larder::testing::destroys_within(std::move(w), 10s));
+}
+
+TEST_CASE("ThreadPool: 0 threads or more than max_threads is std::invalid_argument", "[executor]") {
+  // 0 threads would be a pool that never runs a task (every wait on one hangs); an absurd count
+  // used to reach vector::reserve (std::length_error) or start threads until the system refused.
+  REQUIRE_THROWS_AS(larder::ThreadPool{std::numeric_limits<std::size_t>::max()},
+                    std::invalid_argument);
+  CHECK_THROWS_AS(larder::ThreadPool{0}, std::invalid_argument);
+  CHECK_THROWS_AS(larder::ThreadPool{larder::ThreadPool::max_threads + 1}, std::invalid_argument);
+  try {
+    larder::ThreadPool pool{larder::ThreadPool::max_threads + 1};
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string{e.what()}.find("at most") != std::string::npos);
+  }
+  std::atomic<int> ran{0};
+  {
+    larder::ThreadPool pool{1};
+    pool.submit([&] { ++ran; });
+  }  // the destructor runs every queued task
+  CHECK(ran == 1);
+  // A warmer that owns its pool says which option is wrong; with an executor of yours, `workers`
+  // only bounds the pump tasks and may be large.
+  Recorder r;
+  CHECK_THROWS_AS(make_warmer(r, {.workers = std::numeric_limits<std::size_t>::max()}),
+                  std::invalid_argument);
+  try {
+    make_warmer(r, {.workers = larder::ThreadPool::max_threads + 1});
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string{e.what()}.find("WarmerOptions: workers") != std::string::npos);
+  }
+  larder::testing::ManualExecutor ex;
+  auto w = make_warmer(r, {.workers = std::numeric_limits<std::size_t>::max(), .executor = &ex});
+  CHECK(w.enqueue(1));
+  while (ex.run_all() > 0) {
+  }
+  CHECK(r.count(1) == 1);
 }
 
 TEST_CASE("Warmer: many threads enqueue overlapping IDs while it runs and stops", "[warmer]") {

@@ -85,7 +85,8 @@ struct WarmError {
 struct WarmerOptions {
   std::size_t capacity{1024};     // most IDs queued and not yet started; >= 1
   OnFull on_full{OnFull::block};  // what enqueue does when the queue is full
-  std::size_t workers{2};         // most IDs warmed at once (pump tasks on the executor); >= 1
+  std::size_t workers{2};         // most IDs warmed at once (pump tasks on the executor); >= 1,
+                                  // and <= ThreadPool::max_threads without an executor
   /// Where the pumps run; nullptr: the warmer owns a ThreadPool of `workers` threads. Must outlive
   /// the Warmer and must run every task it accepts (stop() waits for them).
   Executor* executor{nullptr};
@@ -349,6 +350,10 @@ class Warmer {
       throw std::invalid_argument("larder::WarmerOptions: capacity must be at least 1");
     if (opts_.workers == 0)
       throw std::invalid_argument("larder::WarmerOptions: workers must be at least 1");
+    if (!opts_.executor && opts_.workers > ThreadPool::max_threads)
+      throw std::invalid_argument("larder::WarmerOptions: workers must be at most " +
+                                  std::to_string(ThreadPool::max_threads) +
+                                  " when the warmer owns its threads (no executor)");
     if (opts_.executor) {
       executor_ = opts_.executor;
     } else {
