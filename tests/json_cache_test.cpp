@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <future>
 #include <larder/json_cache.hpp>
 #include <larder/larder.hpp>
 #include <larder/warmer.hpp>
@@ -484,6 +485,49 @@ TEST_CASE("JsonCache: a warmer stopped with queued re-warms drops those texts, n
   CHECK(repo.call_count() == calls);
   CHECK(foos.get(2)->view() == fresh_dump(repo, 2));  // dropped from the queue: invalidated,
   CHECK(repo.call_count() == calls + 1);              // so computed fresh on read, not stale
+}
+
+TEST_CASE("JsonCache: a written() blocked on a full warmer queue stalls no other written()",
+          "[json]") {
+  // written() used to hold the cache's warmer mutex while enqueue waited for room
+  // (OnFull::block), so a written() that needed no room (its ID already queued), and the
+  // warmer's destructor, waited behind it. The destructor must still wait for the blocked call
+  // to leave the warmer.
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 3);
+  larder::JsonCache<Foo> foos{store, "Foo", repo, {}, {.on_write = larder::OnWrite::rewarm}};
+  for (std::int64_t id = 1; id <= 3; ++id) REQUIRE(foos.get(id));
+  std::optional<larder::Warmer<std::int64_t>> warmer;
+  warmer.emplace(foos, larder::WarmerOptions{.capacity = 1, .workers = 1});
+
+  repo.close_gate();
+  for (std::int64_t id = 1; id <= 3; ++id) repo.touch(id);
+  foos.written(1);  // the pump takes it and blocks in the repository
+  repo.wait_inside(1);
+  foos.written(2);  // queued: the queue is full
+  std::atomic<bool> blocked_returned{false};
+  std::thread blocked{[&] {
+    foos.written(3);  // waits for room
+    blocked_returned = true;
+  }};
+  std::this_thread::sleep_for(50ms);  // not a timing assertion: it may only fail to catch a bug
+  auto merged = std::async(std::launch::async, [&] { foos.written(2); });  // merges, needs no room
+  CHECK(merged.wait_for(10s) == std::future_status::ready);
+  CHECK_FALSE(blocked_returned);
+  CHECK(warmer->progress().deduplicated == 1);
+
+  // Destroying the warmer now waits for the blocked written() to leave it (ASan/TSan would see a
+  // use after free otherwise), then cancels what is queued.
+  std::thread destroyer{[&] { warmer.reset(); }};
+  repo.open_gate();
+  blocked.join();
+  destroyer.join();
+  merged.get();
+  CHECK(blocked_returned);
+  for (std::int64_t id = 1; id <= 3; ++id)
+    CHECK(foos.get(id)->view() == fresh_dump(repo, id));  // re-warmed, or cancelled: invalidated
+  CHECK(foos.stats().writes == 4);
 }
 
 TEST_CASE("JsonCache: warm_all fills every entity; a later list makes no repository call",
