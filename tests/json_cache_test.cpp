@@ -530,6 +530,40 @@ TEST_CASE("JsonCache: a written() blocked on a full warmer queue stalls no other
   CHECK(foos.stats().writes == 4);
 }
 
+TEST_CASE("JsonCache: a re-warm after a write that fails drops the pre-write text", "[json]") {
+  // It used to keep it until its TTL: readers were served data known to be outdated. Now they
+  // fill on read: the repository's error while it fails, the new text once it answers.
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 2);
+  std::mutex m;
+  std::vector<larder::WarmError> errors;
+  larder::JsonCache<Foo> foos{store, "Foo", repo, {}, {.on_write = larder::OnWrite::rewarm}};
+  REQUIRE(foos.get(1));
+  REQUIRE(foos.get(2));
+  larder::Warmer warmer{foos, {.workers = 1, .on_error = [&](const larder::WarmError& e) {
+                                 std::lock_guard lock{m};
+                                 errors.push_back(e);
+                               }}};
+
+  repo.touch(1);
+  repo.failing = true;
+  foos.written(1);
+  warmer.wait_idle();
+  CHECK(warmer.progress().failed == 1);
+  {
+    std::lock_guard lock{m};
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].what == "database down");  // the warming still fails with the cause
+  }
+  CHECK_THROWS_WITH(foos.get(1), "database down");  // not the pre-write text
+  repo.failing = false;
+  CHECK(foos.get(1)->view() == fresh_dump(repo, 1));
+  const int calls = repo.call_count();
+  CHECK(foos.get(2)->view() == fresh_dump(repo, 2));  // the others are left as they were
+  CHECK(repo.call_count() == calls);
+}
+
 TEST_CASE("JsonCache: warm_all fills every entity; a later list makes no repository call",
           "[json]") {
   larder::MemoryStore store;

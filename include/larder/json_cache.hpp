@@ -91,7 +91,8 @@ struct Codec<JsonText> {
 enum class OnWrite {
   invalidate,  ///< drop the cached text; the next read computes it (fill on read)
   rewarm,      ///< queue a refresh on the attached Warmer; readers get the previous text until it
-               ///< lands. Without a warmer (or if its queue refuses the ID): invalidate
+               ///< lands (if it fails, the text is dropped: readers fill on read). Without a
+               ///< warmer (or if its queue refuses the ID): invalidate
 };
 
 /// The knobs of a JsonCache beyond larder::Options.
@@ -284,9 +285,18 @@ class JsonCache {
 
   // ---- the Warmer's side (larder::WarmTarget) ----
   /// fill: as get(id); refresh: refresh(id). Hands no text out, so counts no bytes_served.
+  /// A refresh that throws drops the cached text before the exception goes on to the warmer: a
+  /// refresh is queued because of a write (written(), OnWrite::rewarm), so that text is known to
+  /// be outdated, and readers must fill on read (fresh data, or the error) rather than be served
+  /// it until its TTL. (refresh(id) called directly keeps it: its caller gets the error.)
   void warm(const Id& id, WarmKind kind) {
     if (kind == WarmKind::refresh) {
-      refresh(id);
+      try {
+        refresh(id);
+      } catch (...) {
+        drop_outdated(id);
+        throw;
+      }
     } else {
       lookup(id);
     }
@@ -399,6 +409,16 @@ class JsonCache {
       out.push_back(it == by_id.end() ? JsonText{} : JsonText{serialize_(*it->second)});
     }
     return out;
+  }
+
+  /// Drops a text known to be outdated after a failed refresh; best effort (what invalidate throws,
+  /// an invalid ID say, is dropped: the caller rethrows the refresh's own error).
+  void drop_outdated(const Id& id) noexcept {
+    try {
+      cached_.invalidate(id);
+    } catch (...) {
+      // The text then keeps its TTL, as before.
+    }
   }
 
   /// An absent entity. A computed (or coalesced) empty text was stored nowhere (cache_if), and
