@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <future>
 #include <larder/json_cache.hpp>
 #include <larder/larder.hpp>
 #include <larder/warmer.hpp>
@@ -415,6 +416,46 @@ TEST_CASE("JsonCache: written() invalidates, or re-warms through an attached war
   }
 }
 
+TEST_CASE("JsonCache: a second Warmer is refused while the first is attached", "[json]") {
+  // It used to replace the first silently: written() then re-warmed through whichever attached
+  // last, and the first's destructor left the second attached (or detached it, if it was last).
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 2);
+  larder::JsonCache<Foo> foos{store, "Foo", repo, {}, {.on_write = larder::OnWrite::rewarm}};
+  REQUIRE(foos.get(1));
+  REQUIRE(foos.get(2));
+  std::optional<larder::Warmer<std::int64_t>> first;
+  first.emplace(foos, larder::WarmerOptions{.workers = 1});
+
+  std::string refused;
+  try {
+    larder::Warmer second{foos, {.workers = 1}};
+  } catch (const std::logic_error& e) {
+    refused = e.what();
+  }
+  CHECK(refused.find("'Foo'") != std::string::npos);  // names the cache
+  CHECK(refused.find("already") != std::string::npos);
+
+  repo.touch(1);
+  foos.written(1);  // still re-warmed through the first
+  first->wait_idle();
+  CHECK(first->progress().done == 1);
+  int calls = repo.call_count();
+  CHECK(foos.get(1)->view() == fresh_dump(repo, 1));
+  CHECK(repo.call_count() == calls);
+
+  first.reset();  // detached: another may attach now
+  larder::Warmer second{foos, {.workers = 1}};
+  repo.touch(2);
+  foos.written(2);
+  second.wait_idle();
+  CHECK(second.progress().done == 1);
+  calls = repo.call_count();
+  CHECK(foos.get(2)->view() == fresh_dump(repo, 2));
+  CHECK(repo.call_count() == calls);
+}
+
 TEST_CASE("JsonCache: a warmer stopped with queued re-warms drops those texts, not the writes",
           "[json]") {
   larder::MemoryStore store;
@@ -444,6 +485,83 @@ TEST_CASE("JsonCache: a warmer stopped with queued re-warms drops those texts, n
   CHECK(repo.call_count() == calls);
   CHECK(foos.get(2)->view() == fresh_dump(repo, 2));  // dropped from the queue: invalidated,
   CHECK(repo.call_count() == calls + 1);              // so computed fresh on read, not stale
+}
+
+TEST_CASE("JsonCache: a written() blocked on a full warmer queue stalls no other written()",
+          "[json]") {
+  // written() used to hold the cache's warmer mutex while enqueue waited for room
+  // (OnFull::block), so a written() that needed no room (its ID already queued), and the
+  // warmer's destructor, waited behind it. The destructor must still wait for the blocked call
+  // to leave the warmer.
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 3);
+  larder::JsonCache<Foo> foos{store, "Foo", repo, {}, {.on_write = larder::OnWrite::rewarm}};
+  for (std::int64_t id = 1; id <= 3; ++id) REQUIRE(foos.get(id));
+  std::optional<larder::Warmer<std::int64_t>> warmer;
+  warmer.emplace(foos, larder::WarmerOptions{.capacity = 1, .workers = 1});
+
+  repo.close_gate();
+  for (std::int64_t id = 1; id <= 3; ++id) repo.touch(id);
+  foos.written(1);  // the pump takes it and blocks in the repository
+  repo.wait_inside(1);
+  foos.written(2);  // queued: the queue is full
+  std::atomic<bool> blocked_returned{false};
+  std::thread blocked{[&] {
+    foos.written(3);  // waits for room
+    blocked_returned = true;
+  }};
+  std::this_thread::sleep_for(50ms);  // not a timing assertion: it may only fail to catch a bug
+  auto merged = std::async(std::launch::async, [&] { foos.written(2); });  // merges, needs no room
+  CHECK(merged.wait_for(10s) == std::future_status::ready);
+  CHECK_FALSE(blocked_returned);
+  CHECK(warmer->progress().deduplicated == 1);
+
+  // Destroying the warmer now waits for the blocked written() to leave it (ASan/TSan would see a
+  // use after free otherwise), then cancels what is queued.
+  std::thread destroyer{[&] { warmer.reset(); }};
+  repo.open_gate();
+  blocked.join();
+  destroyer.join();
+  merged.get();
+  CHECK(blocked_returned);
+  for (std::int64_t id = 1; id <= 3; ++id)
+    CHECK(foos.get(id)->view() == fresh_dump(repo, id));  // re-warmed, or cancelled: invalidated
+  CHECK(foos.stats().writes == 4);
+}
+
+TEST_CASE("JsonCache: a re-warm after a write that fails drops the pre-write text", "[json]") {
+  // It used to keep it until its TTL: readers were served data known to be outdated. Now they
+  // fill on read: the repository's error while it fails, the new text once it answers.
+  larder::MemoryStore store;
+  FooRepository repo;
+  fill(repo, 2);
+  std::mutex m;
+  std::vector<larder::WarmError> errors;
+  larder::JsonCache<Foo> foos{store, "Foo", repo, {}, {.on_write = larder::OnWrite::rewarm}};
+  REQUIRE(foos.get(1));
+  REQUIRE(foos.get(2));
+  larder::Warmer warmer{foos, {.workers = 1, .on_error = [&](const larder::WarmError& e) {
+                                 std::lock_guard lock{m};
+                                 errors.push_back(e);
+                               }}};
+
+  repo.touch(1);
+  repo.failing = true;
+  foos.written(1);
+  warmer.wait_idle();
+  CHECK(warmer.progress().failed == 1);
+  {
+    std::lock_guard lock{m};
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].what == "database down");  // the warming still fails with the cause
+  }
+  CHECK_THROWS_WITH(foos.get(1), "database down");  // not the pre-write text
+  repo.failing = false;
+  CHECK(foos.get(1)->view() == fresh_dump(repo, 1));
+  const int calls = repo.call_count();
+  CHECK(foos.get(2)->view() == fresh_dump(repo, 2));  // the others are left as they were
+  CHECK(repo.call_count() == calls);
 }
 
 TEST_CASE("JsonCache: warm_all fills every entity; a later list makes no repository call",

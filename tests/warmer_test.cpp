@@ -7,7 +7,9 @@
 #include <functional>
 #include <larder/executor.hpp>
 #include <larder/warmer.hpp>
+#include <limits>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <stdexcept>
@@ -17,6 +19,8 @@
 
 #include "support/catch.hpp"
 #include "support/gate.hpp"
+#include "support/manual_executor.hpp"
+#include "support/teardown.hpp"
 
 using namespace std::chrono_literals;
 using larder::StopMode;
@@ -279,6 +283,82 @@ TEST_CASE("Warmer: bad options and a missing lister throw", "[warmer]") {
   CHECK_THROWS_AS(make_warmer(r, {.workers = 0}), std::invalid_argument);
   larder::Warmer<std::int64_t> no_list{[](const std::int64_t&, WarmKind) {}};
   CHECK_THROWS_AS(no_list.warm_all(), std::logic_error);
+}
+
+TEST_CASE("Warmer: stop() or wait_idle() from inside its own warming throws, not deadlocks",
+          "[warmer]") {
+  // Each would wait for the warming that calls it: stop() for its pump to end, wait_idle() for
+  // running == 0. A bounded wait catches the deadlock they used to be; the warmer then leaks.
+  using W = larder::Warmer<std::int64_t>;
+  std::atomic<W*> self{nullptr};
+  std::mutex m;
+  std::vector<larder::WarmError> errors;
+  auto w = std::make_unique<W>(
+      [&](const std::int64_t& id, WarmKind) {
+        W& me = *self.load();
+        if (id == 1) me.stop();
+        if (id == 2) me.stop(StopMode::cancel);
+        if (id == 3) me.wait_idle();
+        if (id == 4) me.wait_idle_for(std::chrono::hours::max());
+        if (id == 5) me.wait_idle_for(0ms);
+      },
+      W::ListFn{}, larder::WarmerOptions{.workers = 1, .on_error = [&](const larder::WarmError& e) {
+                                           std::lock_guard lock{m};
+                                           errors.push_back(e);
+                                         }});
+  self = w.get();
+  for (std::int64_t id = 1; id <= 6; ++id) CHECK(w->enqueue(id));
+  CHECK(w->wait_idle_for(10s));
+  const auto p = w->progress();
+  CHECK(p.failed == 5);
+  CHECK(p.done == 1);  // 6: the warmer still runs
+  {
+    std::lock_guard lock{m};
+    CHECK(errors.size() == 5);
+    for (const auto& e : errors) {
+      INFO(e.what);
+      CHECK(e.what.find("inside one of its own warmings") != std::string::npos);
+    }
+  }
+  CHECK(w->enqueue(7));  // not stopped by the refused stop()
+  CHECK(w->wait_idle_for(10s));
+  CHECK(larder::testing::destroys_within(std::move(w), 10s));
+}
+
+TEST_CASE("ThreadPool: 0 threads or more than max_threads is std::invalid_argument", "[executor]") {
+  // 0 threads would be a pool that never runs a task (every wait on one hangs); an absurd count
+  // used to reach vector::reserve (std::length_error) or start threads until the system refused.
+  REQUIRE_THROWS_AS(larder::ThreadPool{std::numeric_limits<std::size_t>::max()},
+                    std::invalid_argument);
+  CHECK_THROWS_AS(larder::ThreadPool{0}, std::invalid_argument);
+  CHECK_THROWS_AS(larder::ThreadPool{larder::ThreadPool::max_threads + 1}, std::invalid_argument);
+  try {
+    larder::ThreadPool pool{larder::ThreadPool::max_threads + 1};
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string{e.what()}.find("at most") != std::string::npos);
+  }
+  std::atomic<int> ran{0};
+  {
+    larder::ThreadPool pool{1};
+    pool.submit([&] { ++ran; });
+  }  // the destructor runs every queued task
+  CHECK(ran == 1);
+  // A warmer that owns its pool says which option is wrong; with an executor of yours, `workers`
+  // only bounds the pump tasks and may be large.
+  Recorder r;
+  CHECK_THROWS_AS(make_warmer(r, {.workers = std::numeric_limits<std::size_t>::max()}),
+                  std::invalid_argument);
+  try {
+    make_warmer(r, {.workers = larder::ThreadPool::max_threads + 1});
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string{e.what()}.find("WarmerOptions: workers") != std::string::npos);
+  }
+  larder::testing::ManualExecutor ex;
+  auto w = make_warmer(r, {.workers = std::numeric_limits<std::size_t>::max(), .executor = &ex});
+  CHECK(w.enqueue(1));
+  while (ex.run_all() > 0) {
+  }
+  CHECK(r.count(1) == 1);
 }
 
 TEST_CASE("Warmer: many threads enqueue overlapping IDs while it runs and stops", "[warmer]") {

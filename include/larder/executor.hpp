@@ -8,6 +8,7 @@
 #include <functional>
 #include <mutex>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -26,10 +27,20 @@ class Executor {
 /// then joins the threads: no task is lost and no thread outlives the pool.
 class ThreadPool final : public Executor {
  public:
-  /// Starts `threads` threads. Throws std::invalid_argument for 0, and what starting a thread
-  /// throws (std::system_error, std::bad_alloc) after stopping and joining the ones started.
+  /// The most threads a pool may have. A pool runs background refreshes and warmings, bounded by
+  /// the database they query; a count above this is a bug (a negative number converted, a size
+  /// passed for a count), refused before any thread starts.
+  static constexpr std::size_t max_threads = 1024;
+
+  /// Starts `threads` threads. Throws std::invalid_argument for 0 (a pool that would never run a
+  /// task) or more than max_threads, and what starting a thread throws (std::system_error,
+  /// std::bad_alloc) after stopping and joining the ones started.
   explicit ThreadPool(std::size_t threads = 2) {
     if (threads == 0) throw std::invalid_argument("larder::ThreadPool: threads must be at least 1");
+    if (threads > max_threads)
+      throw std::invalid_argument("larder::ThreadPool: threads must be at most " +
+                                  std::to_string(max_threads) + " (got " + std::to_string(threads) +
+                                  ")");
     try {
       workers_.reserve(threads);
       for (std::size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { run(); });

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <concepts>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -90,7 +91,8 @@ struct Codec<JsonText> {
 enum class OnWrite {
   invalidate,  ///< drop the cached text; the next read computes it (fill on read)
   rewarm,      ///< queue a refresh on the attached Warmer; readers get the previous text until it
-               ///< lands. Without a warmer (or if its queue refuses the ID): invalidate
+               ///< lands (if it fails, the text is dropped: readers fill on read). Without a
+               ///< warmer (or if its queue refuses the ID): invalidate
 };
 
 /// The knobs of a JsonCache beyond larder::Options.
@@ -256,8 +258,11 @@ class JsonCache {
     check_id(id);
     writes_.fetch_add(1, std::memory_order_relaxed);
     if (jopts_.on_write == OnWrite::rewarm) {
-      std::lock_guard lock{warmer_mutex_};
-      if (warmer_ && warmer_->enqueue(id, WarmKind::refresh)) return;
+      // Not under warmer_mutex_: with OnFull::block a full queue waits here, and the other
+      // written() calls (and attach, detach) must not wait behind it. The use keeps the warmer
+      // attached (its destructor's detach_warmer waits for it) until enqueue has returned.
+      WarmerUse use{*this};
+      if (use.warmer() && use.warmer()->enqueue(id, WarmKind::refresh)) return;
     }
     cached_.invalidate(id);
   }
@@ -280,9 +285,18 @@ class JsonCache {
 
   // ---- the Warmer's side (larder::WarmTarget) ----
   /// fill: as get(id); refresh: refresh(id). Hands no text out, so counts no bytes_served.
+  /// A refresh that throws drops the cached text before the exception goes on to the warmer: a
+  /// refresh is queued because of a write (written(), OnWrite::rewarm), so that text is known to
+  /// be outdated, and readers must fill on read (fresh data, or the error) rather than be served
+  /// it until its TTL. (refresh(id) called directly keeps it: its caller gets the error.)
   void warm(const Id& id, WarmKind kind) {
     if (kind == WarmKind::refresh) {
-      refresh(id);
+      try {
+        refresh(id);
+      } catch (...) {
+        drop_outdated(id);
+        throw;
+      }
     } else {
       lookup(id);
     }
@@ -298,16 +312,61 @@ class JsonCache {
   void cancelled(const Id& id, WarmKind kind) {
     if (kind == WarmKind::refresh) cached_.invalidate(id);
   }
+  /// Attaches `w` (the Warmer's constructor calls it): written() re-warms through it. One cache has
+  /// at most one warmer: while another is attached this throws std::logic_error naming the cache
+  /// (the Warmer's constructor then throws it); destroy the first one before attaching another.
   void attach_warmer(Warmer<Id>* w) {
+    auto attachment = std::make_shared<Attachment>(w);
     std::lock_guard lock{warmer_mutex_};
-    warmer_ = w;
+    if (attached_ && attached_->warmer != w)
+      throw std::logic_error("larder::JsonCache '" + model_ +
+                             "': a Warmer is already attached (one per cache); destroy it before "
+                             "attaching another");
+    if (!attached_) attached_ = std::move(attachment);
   }
+  /// Detaches `w` (the Warmer's destructor calls it); nothing if it is not the one attached.
+  /// Returns once no written() is using it any more (one may be waiting for room in its queue).
   void detach_warmer(Warmer<Id>* w) {
-    std::lock_guard lock{warmer_mutex_};
-    if (warmer_ == w) warmer_ = nullptr;
+    std::unique_lock lock{warmer_mutex_};
+    if (!attached_ || attached_->warmer != w) return;
+    const std::shared_ptr<Attachment> gone = std::move(attached_);  // attached_ is null now
+    warmer_cv_.wait(lock, [&] { return gone->users == 0; });
   }
 
  private:
+  /// An attached Warmer, and how many written() calls are using it (enqueueing outside the lock).
+  struct Attachment {
+    explicit Attachment(Warmer<Id>* w) : warmer{w} {}
+    Warmer<Id>* const warmer;
+    std::size_t users = 0;  // guarded by warmer_mutex_
+  };
+
+  /// A written() call's use of the attached warmer (none if none is attached): counted from
+  /// construction to destruction, so that detach_warmer, and so the Warmer's destructor, waits.
+  class WarmerUse {
+   public:
+    explicit WarmerUse(JsonCache& cache) : cache_{cache} {
+      std::lock_guard lock{cache_.warmer_mutex_};
+      attachment_ = cache_.attached_;
+      if (attachment_) ++attachment_->users;
+    }
+    ~WarmerUse() {
+      if (!attachment_) return;
+      {
+        std::lock_guard lock{cache_.warmer_mutex_};
+        --attachment_->users;
+      }
+      cache_.warmer_cv_.notify_all();
+    }
+    WarmerUse(const WarmerUse&) = delete;
+    WarmerUse& operator=(const WarmerUse&) = delete;
+    Warmer<Id>* warmer() const noexcept { return attachment_ ? attachment_->warmer : nullptr; }
+
+   private:
+    JsonCache& cache_;
+    std::shared_ptr<Attachment> attachment_;
+  };
+
   /// The function Cached memoizes: an ID's text, or an empty JsonText when the entity is absent
   /// (never stored: see cache_if in the constructor).
   struct Compute {
@@ -352,6 +411,16 @@ class JsonCache {
     return out;
   }
 
+  /// Drops a text known to be outdated after a failed refresh; best effort (what invalidate throws,
+  /// an invalid ID say, is dropped: the caller rethrows the refresh's own error).
+  void drop_outdated(const Id& id) noexcept {
+    try {
+      cached_.invalidate(id);
+    } catch (...) {
+      // The text then keeps its TTL, as before.
+    }
+  }
+
   /// An absent entity. A computed (or coalesced) empty text was stored nowhere (cache_if), and
   /// refresh() dropped the old text; one read from a store (written by a version of larder that
   /// kept them) is dropped, so that an entity created later is not hidden by a cached "absent".
@@ -379,8 +448,9 @@ class JsonCache {
   std::function<std::vector<Id>()> all_ids_;
   Cached<Compute> cached_;
 
-  std::mutex warmer_mutex_;
-  Warmer<Id>* warmer_ = nullptr;
+  std::mutex warmer_mutex_;  // guards attached_ and its users; never held while enqueueing
+  std::condition_variable warmer_cv_;     // a written() stopped using its attachment
+  std::shared_ptr<Attachment> attached_;  // null: no warmer attached
   std::atomic<std::uint64_t> not_found_{0}, writes_{0}, bytes_served_{0};
 };
 

@@ -16,7 +16,8 @@
 // outlives the warmer: it does so once the running warmings have ended, since one of the same ID
 // may store a text read before the write); either way an ID being warmed finishes (its entry is
 // written whole or not at all) and stop() returns only when no pump task is left. The destructor
-// is stop(cancel).
+// is stop(cancel). stop() and wait_idle() throw std::logic_error when called from inside one of the
+// warmer's own warmings (they would wait for themselves).
 #pragma once
 
 #include <chrono>
@@ -43,6 +44,17 @@
 #include "larder/executor.hpp"
 
 namespace larder {
+
+namespace detail {
+/// The warmers whose pump runs on this thread, innermost first (a pump runs inside another's
+/// warming when an executor refuses it and the enqueuing thread runs it): what lets stop() and
+/// wait_idle() refuse to wait for the warming that calls them.
+struct PumpFrame {
+  const void* warmer;
+  const PumpFrame* outer;
+};
+inline thread_local const PumpFrame* pump_frames = nullptr;
+}  // namespace detail
 
 /// What warming an ID means.
 enum class WarmKind {
@@ -73,7 +85,8 @@ struct WarmError {
 struct WarmerOptions {
   std::size_t capacity{1024};     // most IDs queued and not yet started; >= 1
   OnFull on_full{OnFull::block};  // what enqueue does when the queue is full
-  std::size_t workers{2};         // most IDs warmed at once (pump tasks on the executor); >= 1
+  std::size_t workers{2};         // most IDs warmed at once (pump tasks on the executor); >= 1,
+                                  // and <= ThreadPool::max_threads without an executor
   /// Where the pumps run; nullptr: the warmer owns a ThreadPool of `workers` threads. Must outlive
   /// the Warmer and must run every task it accepts (stop() waits for them).
   Executor* executor{nullptr};
@@ -142,7 +155,8 @@ class Warmer {
   }
 
   /// Warms `target` (a JsonCache, say), which must outlive the Warmer. If the target can attach a
-  /// warmer, it is attached until the Warmer is destroyed.
+  /// warmer, it is attached until the Warmer is destroyed; if the target refuses (a JsonCache that
+  /// already has a Warmer throws std::logic_error), so does this constructor.
   template <class T>
   requires WarmTarget<T, Id>
   explicit Warmer(T& target, WarmerOptions options = {})
@@ -222,16 +236,20 @@ class Warmer {
     return enqueue_many(all_ids_(), WarmKind::fill);
   }
 
-  /// Waits until nothing is queued or running.
+  /// Waits until nothing is queued or running. Throws std::logic_error if called from inside one of
+  /// this warmer's own warmings (its warm function or on_error): it would wait for itself.
   void wait_idle() {
+    refuse_inside_warming("wait_idle");
     std::unique_lock lock{mutex_};
     idle_cv_.wait(lock, [this] { return idle_locked(); });
   }
   /// As wait_idle(), for at most `timeout`; true if idle. A timeout of zero or less answers at
   /// once; one too long for the steady clock (nanoseconds::max(), hours::max()) waits as
-  /// wait_idle() does.
+  /// wait_idle() does. Throws std::logic_error from inside one of this warmer's own warmings (it
+  /// cannot be idle while its caller runs).
   template <class Rep, class Period>
   bool wait_idle_for(std::chrono::duration<Rep, Period> timeout) {
+    refuse_inside_warming("wait_idle_for");
     const auto idle = [this] { return idle_locked(); };
     std::unique_lock lock{mutex_};
     if (!(timeout > timeout.zero())) return idle();  // (also a NaN)
@@ -252,8 +270,12 @@ class Warmer {
   /// `cancelled` function after that, so that its invalidation follows whatever a running warming
   /// of the same ID stored. Idempotent; a second stop(cancel) after stop(drain) cancels what is
   /// left. If memory runs out collecting the IDs to cancel, they are drained instead (stop()
-  /// throws nothing, so neither does the destructor).
+  /// throws nothing, so neither does the destructor). Called from inside one of this warmer's own
+  /// warmings (its warm function or on_error, on the pump's thread), it would wait for itself
+  /// forever: it throws std::logic_error instead and changes nothing (the destructor, which must
+  /// not throw, terminates there: never destroy a Warmer from inside its own warming).
   void stop(StopMode mode = StopMode::drain) {
+    refuse_inside_warming("stop");
     std::vector<std::pair<Id, WarmKind>> dropped;
     {
       std::unique_lock lock{mutex_};
@@ -310,6 +332,17 @@ class Warmer {
   const WarmerOptions& options() const noexcept { return opts_; }
 
  private:
+  /// Throws std::logic_error if this thread is running one of this warmer's pumps (`what` waits
+  /// for them to end, so it would wait for itself).
+  void refuse_inside_warming(const char* what) const {
+    for (const detail::PumpFrame* f = detail::pump_frames; f != nullptr; f = f->outer) {
+      if (f->warmer == this)
+        throw std::logic_error(std::string{"larder::Warmer::"} + what +
+                               ": called from inside one of its own warmings (the warm function "
+                               "or on_error), it would wait for itself");
+    }
+  }
+
   /// Nothing queued or running; mutex_ held.
   bool idle_locked() const { return queue_.empty() && running_ == 0; }
   void start() {
@@ -317,6 +350,10 @@ class Warmer {
       throw std::invalid_argument("larder::WarmerOptions: capacity must be at least 1");
     if (opts_.workers == 0)
       throw std::invalid_argument("larder::WarmerOptions: workers must be at least 1");
+    if (!opts_.executor && opts_.workers > ThreadPool::max_threads)
+      throw std::invalid_argument("larder::WarmerOptions: workers must be at most " +
+                                  std::to_string(ThreadPool::max_threads) +
+                                  " when the warmer owns its threads (no executor)");
     if (opts_.executor) {
       executor_ = opts_.executor;
     } else {
@@ -336,6 +373,14 @@ class Warmer {
   /// Takes IDs off the queue and warms them until it is empty. The last thing it does is to leave
   /// pumps_ (under the lock): after that it never touches the Warmer again, so stop() may return.
   void pump() {
+    // Marks this thread as in this warmer's pump until it returns (restored last: it touches only
+    // the thread's own variable, so it is safe after the Warmer may be gone).
+    const detail::PumpFrame frame{this, detail::pump_frames};
+    struct Restore {
+      const detail::PumpFrame* outer;
+      ~Restore() { detail::pump_frames = outer; }
+    } restore{frame.outer};
+    detail::pump_frames = &frame;
     std::unique_lock lock{mutex_};
     for (;;) {
       if (queue_.empty()) {
