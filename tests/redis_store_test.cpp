@@ -845,6 +845,11 @@ TEST_CASE("TieredStore: the second call from memory, a fresh instance from Redis
   larder::MemoryStore memory_a;
   larder::TieredStore a{memory_a, redis};
   larder::Cached first{a, "T", "f", wrap(fn), o};
+  // The bus flushes every L1 of its listeners once subscribed (a message may have been missed
+  // before): wait for that, or it may drop the entry `first` is about to fill.
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!redis.stats().bus_subscribed && elapsed_since(t0) < 10s) std::this_thread::sleep_for(2ms);
+  REQUIRE(redis.stats().bus_subscribed);
   first.invalidate(6);
   CHECK(first(6).source() == larder::Source::computed);
   CHECK(first(6).source() == larder::Source::memory);
