@@ -202,6 +202,25 @@ TEST_CASE("Cached over Redis: values and stamps round-trip, freshness and TTL fo
   CHECK(t.source() == larder::Source::computed);
 }
 
+TEST_CASE("A std::string that is not UTF-8 is cached in Redis and read back byte for byte",
+          "[redis][cached][codec]") {
+  auto& server = shared_server();
+  larder::RedisStore store{local(server.port())};
+  std::string all{"\0embedded", 9};
+  for (int b = 0; b < 256; ++b) all += static_cast<char>(b);
+  CountingFn fn;
+  auto binary = [&](std::int64_t id) { return all + std::to_string(fn(id)); };
+  larder::Cached a{store, "T", "binary", binary, {.ttl = 1h}};
+  a.invalidate(1);
+  CHECK(*a(1) == all + "10");
+  CHECK(a.stats().store_errors == 0);  // it was a store error: nlohmann_json refused to encode it
+  larder::Cached b{store, "T", "binary", binary, {.ttl = 1h}};  // another instance
+  auto r = b(1);
+  CHECK(r.source() == larder::Source::remote);
+  CHECK(*r == all + "10");
+  CHECK(fn.calls == 1);
+}
+
 TEST_CASE("A Redis hit through Cached sends exactly one command", "[redis][cached]") {
   auto& server = shared_server();
   larder::RedisStore store{local(server.port())};
