@@ -82,7 +82,13 @@ TEST_CASE("invalidate() on one instance drops the entry from another instance's 
   Instance b{server.port(), "inv1"};
   REQUIRE(eventually([&] { return b.subscribed(); }));  // B hears from now on
 
-  a.cached.invalidate(7);
+  {
+    // A's message reaches B's L1 whenever B's subscriber reads it: wait, or it may drop the copy
+    // B is about to fill below.
+    const auto received = b.redis.stats().invalidations_received;
+    a.cached.invalidate(7);
+    REQUIRE(eventually([&] { return b.redis.stats().invalidations_received > received; }));
+  }
   CHECK(a.cached(7).source() == Source::computed);
   CHECK(b.cached(7).source() == Source::remote);
   CHECK(*b.cached(7) == 70);
@@ -109,7 +115,11 @@ TEST_CASE("refresh() on one instance makes another instance read the new value f
   Instance a{server.port(), "inv2"};
   Instance b{server.port(), "inv2"};
   REQUIRE(eventually([&] { return a.subscribed() && b.subscribed(); }));
-  a.cached.invalidate(3);
+  {
+    const auto received = b.redis.stats().invalidations_received;
+    a.cached.invalidate(3);  // its message reaches B's L1 when it does: wait for it
+    REQUIRE(eventually([&] { return b.redis.stats().invalidations_received > received; }));
+  }
   CHECK(*a.cached(3) == 30);
   CHECK(*b.cached(3) == 30);
   CHECK(b.cached(3).source() == Source::memory);
@@ -140,7 +150,10 @@ TEST_CASE("Two TieredStores on one RedisStore: the other L1 gets the message, th
   larder::Cached a{ta, "Inv", "f", wrap(fa), o};
   larder::Cached b{tb, "Inv", "f", wrap(fb), o};
   REQUIRE(eventually([&] { return redis.stats().bus_subscribed; }));
-  a.invalidate(1);
+  // A cold key, without a.invalidate(1): its message would come back to B's listener at a moment
+  // of the subscriber's choosing (perhaps right after B's L1 is filled below), and this bus does
+  // not count its own messages, so the test could not wait for it.
+  redis.erase(a.key(1));
   CHECK(*a(1) == 10);
   CHECK(b(1).source() == Source::remote);
   CHECK(b(1).source() == Source::memory);
@@ -401,7 +414,11 @@ TEST_CASE(
   Instance a{server.port(), "inv9", {}, quick};
   Instance b{server.port(), "inv9", {}, quick};
   REQUIRE(eventually([&] { return a.subscribed() && b.subscribed(); }));
-  a.cached.invalidate(1);
+  {
+    const auto received = b.redis.stats().invalidations_received;
+    a.cached.invalidate(1);  // its message reaches B's L1 when it does: wait for it
+    REQUIRE(eventually([&] { return b.redis.stats().invalidations_received > received; }));
+  }
   CHECK(*a.cached(1) == 10);
   CHECK(*b.cached(1) == 10);
   CHECK(b.cached(1).source() == Source::memory);  // B's L1 copy

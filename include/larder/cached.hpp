@@ -917,8 +917,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
       if (!bytes_ || !bytes_->available()) return;
       // The payload carries the call's whole key: a reader whose hashed key collides with this
       // one's rejects it (DecodeError: a miss), never serves it. A value the codec refuses (a
-      // std::string that is not UTF-8, for nlohmann_json) is not cached there: counted and
-      // reported as a store error, as a failed write is, never thrown at the caller.
+      // to_json that throws) is not cached there: counted and reported as a store error, as a
+      // failed write is, never thrown at the caller.
       std::string payload;
       try {
         payload = detail::encode_envelope(call.identity_key(), fingerprint_, stamps,

@@ -29,7 +29,86 @@ namespace larder {
 template <class T>
 struct Codec;
 
+namespace detail {
+
+/// The first byte of the default codec's form for a value with a string that is not UTF-8. 0xFF is
+/// never in UTF-8, so no JSON text (nor its byte order mark) starts with it: the form cannot be
+/// mistaken for what nlohmann_json writes, and a reader without it (an older larder) sees a
+/// DecodeError, a miss, never a wrong value.
+inline constexpr char kLatin1JsonMark = '\xff';
+
+/// Calls f on every string of j, object keys included (an object is rebuilt with the new keys).
+/// Not recursive: the depth of j costs heap, not stack.
+template <class F>
+void for_each_json_string(nlohmann::json& j, F&& f) {
+  std::vector<nlohmann::json*> todo{&j};
+  while (!todo.empty()) {
+    nlohmann::json* n = todo.back();
+    todo.pop_back();
+    if (n->is_string()) {
+      f(n->get_ref<std::string&>());
+    } else if (n->is_array()) {
+      for (auto& e : *n) todo.push_back(&e);
+    } else if (n->is_object()) {
+      nlohmann::json rebuilt = nlohmann::json::object();
+      for (auto& [k, v] : n->items()) {
+        std::string key = k;
+        f(key);
+        rebuilt[std::move(key)] = std::move(v);
+      }
+      *n = std::move(rebuilt);
+      for (auto& [k, v] : n->items()) todo.push_back(&v);
+    }
+  }
+}
+
+/// Each byte as the code point of the same value (Latin-1), in UTF-8: any bytes become valid UTF-8,
+/// one to one.
+inline void latin1_to_utf8(std::string& s) {
+  std::string out;
+  out.reserve(s.size() * 2);
+  for (const char c : s) {
+    const auto b = static_cast<unsigned char>(c);
+    if (b < 0x80) {
+      out += c;
+    } else {
+      out += static_cast<char>(0xC0 | (b >> 6));
+      out += static_cast<char>(0x80 | (b & 0x3F));
+    }
+  }
+  s = std::move(out);
+}
+
+/// The inverse of latin1_to_utf8; DecodeError for a code point over U+00FF (s is valid UTF-8: the
+/// JSON parser checked it).
+inline void utf8_to_latin1(std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const auto b = static_cast<unsigned char>(s[i]);
+    if (b < 0x80) {
+      out += s[i];
+    } else if ((b == 0xC2 || b == 0xC3) && i + 1 < s.size()) {
+      out += static_cast<char>(((b & 0x03) << 6) | (static_cast<unsigned char>(s[++i]) & 0x3F));
+    } else {
+      throw DecodeError(
+          "larder: cached JSON did not decode: a byte string holds a code point "
+          "over U+00FF");
+    }
+  }
+  s = std::move(out);
+}
+
+}  // namespace detail
+
 /// The nlohmann_json codec, chosen for every type nlohmann can convert both ways.
+///
+/// nlohmann_json writes only UTF-8 strings (dump() throws type_error 316 otherwise, and its
+/// error handlers `replace` and `ignore` would change the value). So a value whose JSON has a
+/// string that is not UTF-8 (a std::string of binary bytes, anywhere in the value) is written in
+/// another form: the byte 0xFF, then the JSON text of the value with every string (keys included)
+/// turned into UTF-8 byte by byte, as if it were Latin-1. decode() undoes it exactly. Every other
+/// value is written as the very bytes nlohmann_json writes, as before that form existed.
 template <class T>
 requires requires(nlohmann::json& j, const T& v) {
   nlohmann::json(v);
@@ -38,9 +117,25 @@ requires requires(nlohmann::json& j, const T& v) {
 struct Codec<T> {
   static constexpr std::string_view name = "json";
   static constexpr std::uint32_t version = 1;
-  static std::string encode(const T& v) { return nlohmann::json(v).dump(); }
+  static std::string encode(const T& v) {
+    nlohmann::json j(v);
+    try {
+      return j.dump();
+    } catch (const nlohmann::json::type_error& e) {
+      if (e.id != 316) throw;  // 316: a string that is not UTF-8
+    }
+    detail::for_each_json_string(j, detail::latin1_to_utf8);
+    std::string out(1, detail::kLatin1JsonMark);
+    out += j.dump();
+    return out;
+  }
   static T decode(std::string_view bytes) {
     try {
+      if (!bytes.empty() && bytes.front() == detail::kLatin1JsonMark) {
+        auto j = nlohmann::json::parse(bytes.substr(1));
+        detail::for_each_json_string(j, detail::utf8_to_latin1);
+        return j.get<T>();
+      }
       return nlohmann::json::parse(bytes).get<T>();
     } catch (const nlohmann::json::exception& e) {
       throw DecodeError(std::string("larder: cached JSON did not decode: ") + e.what());

@@ -211,7 +211,11 @@ class RedisServer {
     const int rc = ::posix_spawnp(&pid_, "redis-server", &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) throw std::runtime_error("RedisServer: cannot spawn redis-server (installed?)");
-    // Wait until it answers PING (or exits: the port was taken meanwhile).
+    // Wait until it answers (or exits: the port was taken meanwhile). The answer must be its own:
+    // another program's redis-server may have taken the port between free_port() and the bind,
+    // and would answer PING while this child is still failing to start (two test programs, each
+    // on a port the other then stops, restarts or flushes).
+    const std::string own = "process_id:" + std::to_string(pid_) + "\r\n";
     for (int i = 0; i < 500; ++i) {
       if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
         pid_ = -1;
@@ -222,8 +226,9 @@ class RedisServer {
         bool ok = false;
         if (!c->err) {
           redisSetTimeout(c, tv);
-          if (auto* r = static_cast<redisReply*>(redisCommand(c, "PING"))) {
-            ok = r->type == REDIS_REPLY_STATUS;
+          if (auto* r = static_cast<redisReply*>(redisCommand(c, "INFO server"))) {
+            ok = r->type == REDIS_REPLY_STRING &&
+                 std::string_view{r->str, r->len}.find(own) != std::string_view::npos;
             freeReplyObject(r);
           }
         }
