@@ -115,6 +115,21 @@ TEST_CASE("Prometheus labels are escaped; bad metric prefixes rejected", "[telem
   CHECK_THROWS_AS(larder::prometheus_text(odd, "has-dash"), std::invalid_argument);
 }
 
+TEST_CASE("Prometheus text refuses two entries for one function", "[telemetry]") {
+  // Duplicate series make Prometheus reject the whole scrape: refused here, naming the function.
+  larder::MemoryStore store;
+  larder::Cached price{store, "Book", "price", [](std::int64_t id) { return id * 2; }};
+  (void)price(1);
+  const std::vector<larder::NamedStats> twice{
+      larder::named_stats(price), {"other", {}}, larder::named_stats(price)};
+  CHECK_THROWS_WITH(larder::prometheus_text(twice),
+                    Catch::Contains("\"larder:v1:Book:price\" is listed twice"));
+  CHECK_THROWS_AS(larder::prometheus_text(twice), std::invalid_argument);
+  // Distinct names, even ones that differ only in escaped characters, are distinct series.
+  const std::vector<larder::NamedStats> distinct{{"a\"b", {}}, {"a\\\"b", {}}, {"a", {}}};
+  CHECK_NOTHROW(larder::prometheus_text(distinct));
+}
+
 TEST_CASE("Durations in verdicts read as numbers and never in e-notation", "[telemetry]") {
   // 1500 hits x 1 s saved is 25 minutes, not "1.5e+03 s"; a mean just under 1 ms is "1 ms".
   const auto long_saved = larder::assess(stats(1500, 100, 100 * 1s));

@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "larder/stats.hpp"
 
@@ -177,7 +178,12 @@ inline std::string prometheus_label(std::string_view v) {
 
 /// Every counter of every function in the Prometheus text exposition format (version 0.0.4), one
 /// family per counter, labelled function="...". `metric_prefix` starts each metric name and must
-/// match [a-zA-Z_:][a-zA-Z0-9_:]* (std::invalid_argument otherwise).
+/// match [a-zA-Z_:][a-zA-Z0-9_:]* (std::invalid_argument otherwise). Each entry's `function` must
+/// be unique: two entries with the same name would be duplicate series, for which Prometheus
+/// rejects the whole scrape, so std::invalid_argument naming the duplicate is thrown instead (as a
+/// Prometheus client refuses a second registration). Summing them is not done: the same Cached
+/// listed twice would silently count double. Two distinct Cached sharing a name (the same class
+/// and function over two stores, say) need distinct `function` strings, or one merged Stats.
 inline std::string prometheus_text(std::span<const NamedStats> all,
                                    std::string_view metric_prefix = "larder") {
   auto name_char = [](char c, bool first) {
@@ -189,6 +195,14 @@ inline std::string prometheus_text(std::span<const NamedStats> all,
     if (!name_char(metric_prefix[i], i == 0))
       throw std::invalid_argument("larder::prometheus_text: metric prefix '" +
                                   std::string(metric_prefix) + "' is not a metric name");
+  std::vector<std::string_view> names;
+  names.reserve(all.size());
+  for (const auto& n : all) names.emplace_back(n.function);
+  std::sort(names.begin(), names.end());
+  if (auto dup = std::adjacent_find(names.begin(), names.end()); dup != names.end())
+    throw std::invalid_argument(
+        "larder::prometheus_text: function \"" + std::string(*dup) +
+        "\" is listed twice (Prometheus rejects duplicate series); give each entry its own name");
   std::string out;
   auto family = [&](std::string_view name, std::string_view type, std::string_view help,
                     auto value_of) {
