@@ -57,6 +57,16 @@ TEST_CASE("assess: helping, not helping, too early, failing", "[telemetry]") {
   CHECK(larder::assess(down).kind == K::failing);
 }
 
+TEST_CASE("assess: a computation costing exactly a hit is not helping", "[telemetry]") {
+  // "no more than a hit": a mean equal to hit_cost saves nothing; one nanosecond more helps.
+  const auto equal = larder::assess(stats(900, 100, 100 * 1us));
+  CHECK(equal.kind == K::not_helping);
+  CHECK(equal.reason.find("no more than a hit (1 µs)") != std::string::npos);
+  CHECK(larder::assess(stats(900, 100, 100 * 1001ns)).kind == K::helping);
+  CHECK(larder::assess(stats(900, 100, 100 * 100us), {.hit_cost = 100us}).kind == K::not_helping);
+  CHECK(larder::assess(stats(900, 100, 100 * 101us), {.hit_cost = 100us}).kind == K::helping);
+}
+
 TEST_CASE("assess rejects out-of-range thresholds", "[telemetry]") {
   CHECK_THROWS_AS(larder::assess({}, {.min_requests = 0}), std::invalid_argument);
   CHECK_THROWS_AS(larder::assess({}, {.min_hit_ratio = 1.5}), std::invalid_argument);

@@ -50,7 +50,8 @@ struct AssessOptions {
   std::uint64_t min_requests = 100;  // fewer calls than this: too early to judge; >= 1
   double min_hit_ratio = 0.2;        // below it the cache mostly computes anyway; in [0, 1]
   /// What one hit costs the caller (memory store: well under 1 µs; Redis: a round trip, about
-  /// 20-200 µs). A function that computes faster than this gains nothing from a cache; >= 0.
+  /// 20-200 µs). A function whose mean computation takes no more than this (<=) gains nothing
+  /// from a cache; >= 0.
   std::chrono::nanoseconds hit_cost{std::chrono::microseconds{1}};
   double max_error_ratio = 0.01;  // store errors or failed loads per call above this: failing
 };
@@ -105,8 +106,8 @@ inline void validate(const AssessOptions& o) {
 
 /// Judges one function's counters, in this order: failing (the store errs, or computations fail,
 /// on more than max_error_ratio of calls), too early (fewer than min_requests calls), not helping
-/// (hit ratio under min_hit_ratio, or a computation cheaper than a hit), else helping. Throws
-/// std::invalid_argument for out-of-range options.
+/// (hit ratio under min_hit_ratio, or a mean computation of no more than hit_cost), else helping.
+/// Throws std::invalid_argument for out-of-range options.
 inline Verdict assess(const Stats& s, const AssessOptions& o = {}) {
   detail::validate(o);
   using K = Verdict::Kind;
@@ -131,7 +132,7 @@ inline Verdict assess(const Stats& s, const AssessOptions& o = {}) {
             fmt::format("hit ratio {:.1f}% ({} of {} calls): keys rarely repeat within their "
                         "ttl; a longer ttl, a coarser key, or no cache",
                         ratio * 100, answered, calls)};
-  if (s.loads > 0 && s.mean_load_time() < o.hit_cost)
+  if (s.loads > 0 && s.mean_load_time() <= o.hit_cost)
     return {K::not_helping,
             fmt::format("a computation takes {}, no more than a hit ({}): the cache saves nothing",
                         detail::human_duration(s.mean_load_time()),
