@@ -160,6 +160,27 @@ TEST_CASE("Durations in verdicts read as numbers and never in e-notation", "[tel
   CHECK(years.reason.find("5556 h") != std::string::npos);
 }
 
+TEST_CASE("Durations never round up to the end of their unit", "[telemetry]") {
+  using larder::detail::human_duration;
+  CHECK(human_duration(0ns) == "0 ns");
+  CHECK(human_duration(999ns) == "999 ns");
+  CHECK(human_duration(1000ns) == "1 µs");
+  CHECK(human_duration(999'400ns) == "999 µs");
+  CHECK(human_duration(999'700ns) == "1 ms");  // 999.7 µs
+  CHECK(human_duration(999'970ns) == "1 ms");  // 999.97 µs
+  CHECK(human_duration(999'400us) == "999 ms");
+  CHECK(human_duration(999'970us) == "1 s");
+  CHECK(human_duration(59'940ms) == "59.9 s");
+  CHECK(human_duration(59'970ms) == "1 min");  // was "60 s"
+  CHECK(human_duration(60s) == "1 min");
+  CHECK(human_duration(90s) == "1.5 min");
+  CHECK(human_duration(59min + 56s) == "59.9 min");
+  CHECK(human_duration(59min + 58s) == "1 h");  // 59.97 min, was "60 min"
+  CHECK(human_duration(999h + 24min) == "999 h");
+  CHECK(human_duration(999h + 42min) == "1000 h");  // 999.7 h: whole hours from 1000
+  CHECK(human_duration(5556h) == "5556 h");
+}
+
 TEST_CASE("time_saved saturates instead of overflowing", "[telemetry]") {
   // A 10 s function answered 10^9 times from the cache saved 10^19 ns: more than nanoseconds can
   // hold. The answer is the largest duration, not a signed overflow (a negative "saving").

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <iterator>
 #include <span>
 #include <stdexcept>
@@ -79,16 +80,29 @@ inline std::string_view to_string(Verdict::Kind k) noexcept {
 
 namespace detail {
 /// 1.5 µs, 12.3 ms, 4.2 s, 25 min, 2.1 h, 5556 h: three significant figures at most (whole hours
-/// from 1000 h), never in e-notation. A unit is used while its value, rounded to three figures,
-/// stays under 1000 (999.9 µs reads "1 ms", not "1e+03 µs").
+/// from 1000 h), never in e-notation. A unit is used while its value rounded to three figures stays
+/// under the next unit; a value that rounds up to it is one of the next unit, so rounding never
+/// carries past a unit's end: 999.97 µs reads "1 ms" (not "1e+03 µs"), 59.97 s "1 min" (not
+/// "60 s"), 59.97 min "1 h".
 inline std::string human_duration(std::chrono::nanoseconds d) {
+  struct Unit {
+    std::string_view name;
+    double ns;    // nanoseconds in one of it
+    double next;  // how many of it make the next unit
+  };
+  static constexpr Unit kUnits[] = {{"ns", 1, 1000}, {"µs", 1e3, 1000}, {"ms", 1e6, 1000},
+                                    {"s", 1e9, 60},  {"min", 60e9, 60}, {"h", 3600e9, 1000}};
+  static constexpr std::size_t kHours = std::size(kUnits) - 1;
   const double ns = static_cast<double>(d.count());
-  if (ns < 999.5) return fmt::format("{:.0f} ns", ns);
-  if (ns < 999.5e3) return fmt::format("{:.3g} µs", ns / 1e3);
-  if (ns < 999.5e6) return fmt::format("{:.3g} ms", ns / 1e6);
-  if (ns < 60e9) return fmt::format("{:.3g} s", ns / 1e9);
-  if (ns < 3600e9) return fmt::format("{:.3g} min", ns / 60e9);
-  if (ns < 999.5 * 3600e9) return fmt::format("{:.3g} h", ns / 3600e9);
+  for (std::size_t i = 0; i < kHours; ++i) {
+    std::string text = fmt::format("{:.3g}", ns / kUnits[i].ns);
+    if (std::strtod(text.c_str(), nullptr) < kUnits[i].next)
+      return fmt::format("{} {}", text, kUnits[i].name);
+    // Rounded, it is `next` of this unit: one of the next (it may read 0.9995 of that).
+    if (ns / kUnits[i + 1].ns < 1) return fmt::format("1 {}", kUnits[i + 1].name);
+  }
+  const std::string hours = fmt::format("{:.3g}", ns / 3600e9);
+  if (std::strtod(hours.c_str(), nullptr) < 1000) return hours + " h";
   return fmt::format("{:.0f} h", ns / 3600e9);
 }
 inline double share(std::uint64_t part, std::uint64_t whole) noexcept {
