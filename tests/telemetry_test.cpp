@@ -67,6 +67,41 @@ TEST_CASE("assess: a computation costing exactly a hit is not helping", "[teleme
   CHECK(larder::assess(stats(900, 100, 100 * 101us), {.hit_cost = 100us}).kind == K::helping);
 }
 
+TEST_CASE("assess: refreshes that always fail are failing, not too early", "[telemetry]") {
+  // A function only a Warmer or Rehydrated computes calls refresh(): no call is counted (a
+  // refresh is not one), only the failed computations. That used to read "too early" forever.
+  larder::MemoryStore store;
+  larder::Cached broken{store, "Book", "price", [](std::int64_t id) -> std::int64_t {
+                          throw std::runtime_error("database down for " + std::to_string(id));
+                        }};
+  for (std::int64_t id = 0; id < 3; ++id) CHECK_THROWS_AS(broken.refresh(id), std::runtime_error);
+  const larder::Stats s = broken.stats();
+  CHECK(s.requests() == 0);
+  CHECK(s.load_failures == 3);
+  const auto v = larder::assess(s);
+  CAPTURE(v.reason);
+  CHECK(v.kind == K::failing);
+  CHECK(v.reason.find("3 of 3 computations threw (3 were refreshes)") != std::string::npos);
+
+  // Refreshes count beside the calls: 20 failures in 100 calls and 1000 good refreshes is 1.8%.
+  larder::Stats busy;
+  busy.hits = 99;
+  busy.misses = 1;
+  busy.loads = 1001;
+  busy.load_failures = 20;
+  busy.load_time = 1021 * 1ms;
+  CHECK(larder::assess(busy).kind == K::failing);
+  busy.load_failures = 5;  // 0.5%
+  CHECK(larder::assess(busy).kind == K::helping);
+  // A store failing only under refreshes is failing too.
+  larder::Stats down;
+  down.loads = 10;
+  down.store_errors = 10;
+  const auto store_down = larder::assess(down);
+  CHECK(store_down.kind == K::failing);
+  CHECK(store_down.reason.find("10 times in 0 calls and 10 refreshes") != std::string::npos);
+}
+
 TEST_CASE("assess rejects out-of-range thresholds", "[telemetry]") {
   CHECK_THROWS_AS(larder::assess({}, {.min_requests = 0}), std::invalid_argument);
   CHECK_THROWS_AS(larder::assess({}, {.min_hit_ratio = 1.5}), std::invalid_argument);

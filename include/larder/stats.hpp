@@ -17,8 +17,10 @@ struct Stats {
   std::uint64_t misses = 0;          ///< found nothing usable and computed (or tried to) itself
   std::uint64_t stale_serves = 0;    ///< served a stale value while a recompute ran or was due
   std::uint64_t stale_on_error = 0;  ///< served stale because the recompute failed (stale_if_error)
-  std::uint64_t loads = 0;           ///< computations of the function that succeeded
-  std::uint64_t load_failures = 0;   ///< computations that threw
+  /// computations of the function that succeeded: a miss's, or a refresh's (refresh(), a
+  /// background recompute of a stale entry), which is not a call
+  std::uint64_t loads = 0;
+  std::uint64_t load_failures = 0;  ///< computations that threw (a miss's or a refresh's)
   /// calls that received another caller's computation: a thread of this process (single flight),
   /// or another process that held the shared tier's lock
   std::uint64_t coalesced = 0;

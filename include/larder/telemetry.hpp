@@ -54,7 +54,8 @@ struct AssessOptions {
   /// 20-200 µs). A function whose mean computation takes no more than this (<=) gains nothing
   /// from a cache; >= 0.
   std::chrono::nanoseconds hit_cost{std::chrono::microseconds{1}};
-  double max_error_ratio = 0.01;  // store errors or failed loads per call above this: failing
+  /// store errors or failed loads per call or refresh (see assess()) above this: failing
+  double max_error_ratio = 0.01;
 };
 
 /// Whether a cache helps, and why, in one sentence.
@@ -119,25 +120,34 @@ inline void validate(const AssessOptions& o) {
 }  // namespace detail
 
 /// Judges one function's counters, in this order: failing (the store errs, or computations fail,
-/// on more than max_error_ratio of calls), too early (fewer than min_requests calls), not helping
-/// (hit ratio under min_hit_ratio, or a mean computation of no more than hit_cost), else helping.
-/// Throws std::invalid_argument for out-of-range options.
+/// on more than max_error_ratio of calls and refreshes), too early (fewer than min_requests calls),
+/// not helping (hit ratio under min_hit_ratio, or a mean computation of no more than hit_cost),
+/// else helping. A refresh is a computation no call counted: refresh() (a Warmer's, Rehydrated's)
+/// or the background recompute of a stale entry; each miss computes once, so refreshes are
+/// loads + load_failures - misses. A function whose only computations are refreshes that all
+/// throw is failing, not too early. Throws std::invalid_argument for out-of-range options.
 inline Verdict assess(const Stats& s, const AssessOptions& o = {}) {
   detail::validate(o);
   using K = Verdict::Kind;
   const std::uint64_t calls = s.requests();
   const std::uint64_t answered = s.answered();
   const std::uint64_t computations = s.loads + s.load_failures;
-  if (calls > 0 && detail::share(s.store_errors, calls) > o.max_error_ratio)
-    return {K::failing, fmt::format("the store failed {} times in {} calls: values were computed "
+  const std::uint64_t refreshes = computations > s.misses ? computations - s.misses : 0;
+  const std::uint64_t attempts = calls + refreshes;
+  const std::string in_attempts = refreshes == 0
+                                      ? fmt::format("{} calls", calls)
+                                      : fmt::format("{} calls and {} refreshes", calls, refreshes);
+  if (attempts > 0 && detail::share(s.store_errors, attempts) > o.max_error_ratio)
+    return {K::failing, fmt::format("the store failed {} times in {}: values were computed "
                                     "instead (is the shared store down? see its own stats)",
-                                    s.store_errors, calls)};
-  if (calls > 0 && detail::share(s.load_failures, calls) > o.max_error_ratio)
-    return {K::failing,
-            fmt::format("{} of {} computations threw{}", s.load_failures, computations,
-                        s.stale_on_error
-                            ? fmt::format(" ({} calls served stale instead)", s.stale_on_error)
-                            : std::string{})};
+                                    s.store_errors, in_attempts)};
+  if (attempts > 0 && detail::share(s.load_failures, attempts) > o.max_error_ratio) {
+    std::string why = fmt::format("{} of {} computations threw", s.load_failures, computations);
+    if (refreshes > 0) fmt::format_to(std::back_inserter(why), " ({} were refreshes)", refreshes);
+    if (s.stale_on_error > 0)
+      fmt::format_to(std::back_inserter(why), " ({} calls served stale instead)", s.stale_on_error);
+    return {K::failing, std::move(why)};
+  }
   if (calls < o.min_requests)
     return {K::too_early, fmt::format("{} calls so far (judged from {})", calls, o.min_requests)};
   const double ratio = s.hit_ratio();
