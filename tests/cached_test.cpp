@@ -265,7 +265,15 @@ TEST_CASE("An exception reaches every waiter and nothing is cached", "[cached][f
   fn.open_gate();
   for (auto& f : results) CHECK_THROWS_WITH(f.get(), "database down");
   CHECK(fn.calls == 1);  // the waiters shared the one failed computation...
-  CHECK(c.stats().load_failures == 1);
+  const auto s = c.stats();
+  CHECK(s.load_failures == 1);
+  // ...and were not answered: each counted once, as a failed wait, not as coalesced.
+  CHECK(s.misses == 1);
+  CHECK(s.coalesced == 0);
+  CHECK(s.coalesced_failures == 8);
+  CHECK(s.requests() == 9);
+  CHECK(s.answered() == 0);
+  CHECK(s.hit_ratio() == 0.0);
   fn.fail = false;
   CHECK(*c(3) == 30);  // ...and the next call tries again
   CHECK(fn.calls == 2);

@@ -102,6 +102,28 @@ TEST_CASE("assess: refreshes that always fail are failing, not too early", "[tel
   CHECK(store_down.reason.find("10 times in 0 calls and 10 refreshes") != std::string::npos);
 }
 
+TEST_CASE("assess: callers that got a failed computation's exception count as failures",
+          "[telemetry]") {
+  // One computation threw under a stampede of 999 waiters: 1000 of 10,000 calls failed.
+  larder::Stats s;
+  s.hits = 9000;
+  s.misses = 1;
+  s.load_failures = 1;
+  s.coalesced_failures = 999;
+  s.load_time = 1ms;
+  CHECK(s.requests() == 10'000);
+  CHECK(s.hit_ratio() == 0.9);
+  const auto v = larder::assess(s);
+  CAPTURE(v.reason);
+  CHECK(v.kind == K::failing);
+  CHECK(v.reason.find("1 of 1 computations threw (999 calls waiting for them failed with them)") !=
+        std::string::npos);
+  const std::vector<larder::NamedStats> all{{"f", s}};
+  const std::string text = larder::prometheus_text(all);
+  CHECK(text.find("larder_coalesced_failures_total{function=\"f\"} 999\n") != std::string::npos);
+  CHECK(text.find("larder_hit_ratio{function=\"f\"} 0.9\n") != std::string::npos);
+}
+
 TEST_CASE("assess rejects out-of-range thresholds", "[telemetry]") {
   CHECK_THROWS_AS(larder::assess({}, {.min_requests = 0}), std::invalid_argument);
   CHECK_THROWS_AS(larder::assess({}, {.min_hit_ratio = 1.5}), std::invalid_argument);

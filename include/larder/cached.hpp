@@ -309,6 +309,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     s.load_failures = load_failures_.load();
     s.coalesced = coalesced_.load();
     s.cold_rejections = cold_rejections_.load();
+    s.coalesced_failures = coalesced_failures_.load();
     s.store_errors = store_errors_.load();
     s.decode_errors = decode_errors_.load();
     s.load_time = std::chrono::nanoseconds{static_cast<std::int64_t>(load_time_ns_.load())};
@@ -648,7 +649,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
         cold_rejections_.add();  // the leader gave up waiting for another process: so does this
         throw;
       } catch (...) {
-        coalesced_.add();
+        coalesced_failures_.add();  // it was not answered: the computation it waited for threw
         throw;
       }
     }
@@ -1567,7 +1568,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
   Flights flights_;
 
   detail::StripedCounter hits_, misses_, stale_serves_, stale_on_error_, loads_, load_failures_,
-      coalesced_, cold_rejections_, store_errors_, decode_errors_, load_time_ns_;
+      coalesced_, coalesced_failures_, cold_rejections_, store_errors_, decode_errors_,
+      load_time_ns_;
   std::atomic<std::uint64_t> waiting_{0};
 
   std::mutex background_mutex_;

@@ -120,12 +120,13 @@ inline void validate(const AssessOptions& o) {
 }  // namespace detail
 
 /// Judges one function's counters, in this order: failing (the store errs, or computations fail,
-/// on more than max_error_ratio of calls and refreshes), too early (fewer than min_requests calls),
-/// not helping (hit ratio under min_hit_ratio, or a mean computation of no more than hit_cost),
-/// else helping. A refresh is a computation no call counted: refresh() (a Warmer's, Rehydrated's)
-/// or the background recompute of a stale entry; each miss computes once, so refreshes are
-/// loads + load_failures - misses. A function whose only computations are refreshes that all
-/// throw is failing, not too early. Throws std::invalid_argument for out-of-range options.
+/// counting the calls that waited for them, on more than max_error_ratio of calls and refreshes),
+/// too early (fewer than min_requests calls), not helping (hit ratio under min_hit_ratio, or a mean
+/// computation of no more than hit_cost), else helping. A refresh is a computation no call counted:
+/// refresh() (a Warmer's, Rehydrated's) or the background recompute of a stale entry; each miss
+/// computes once, so refreshes are loads + load_failures - misses. A function whose only
+/// computations are refreshes that all throw is failing, not too early. Throws
+/// std::invalid_argument for out-of-range options.
 inline Verdict assess(const Stats& s, const AssessOptions& o = {}) {
   detail::validate(o);
   using K = Verdict::Kind;
@@ -141,9 +142,14 @@ inline Verdict assess(const Stats& s, const AssessOptions& o = {}) {
     return {K::failing, fmt::format("the store failed {} times in {}: values were computed "
                                     "instead (is the shared store down? see its own stats)",
                                     s.store_errors, in_attempts)};
-  if (attempts > 0 && detail::share(s.load_failures, attempts) > o.max_error_ratio) {
+  // A caller that waited for a computation which threw failed with it.
+  const std::uint64_t failed = s.load_failures + s.coalesced_failures;
+  if (attempts > 0 && detail::share(failed, attempts) > o.max_error_ratio) {
     std::string why = fmt::format("{} of {} computations threw", s.load_failures, computations);
     if (refreshes > 0) fmt::format_to(std::back_inserter(why), " ({} were refreshes)", refreshes);
+    if (s.coalesced_failures > 0)
+      fmt::format_to(std::back_inserter(why), " ({} calls waiting for them failed with them)",
+                     s.coalesced_failures);
     if (s.stale_on_error > 0)
       fmt::format_to(std::back_inserter(why), " ({} calls served stale instead)", s.stale_on_error);
     return {K::failing, std::move(why)};
@@ -253,6 +259,9 @@ inline std::string prometheus_text(std::span<const NamedStats> all,
          [](const Stats& s) { return std::chrono::duration<double>(s.load_time).count(); });
   family("coalesced_total", "counter", "Calls that received another caller's computation.",
          [](const Stats& s) { return s.coalesced; });
+  family("coalesced_failures_total", "counter",
+         "Calls that waited for another caller's computation and got its exception.",
+         [](const Stats& s) { return s.coalesced_failures; });
   family("cold_rejections_total", "counter", "ColdCacheErrors thrown.",
          [](const Stats& s) { return s.cold_rejections; });
   family("store_errors_total", "counter", "Store failures survived by computing.",
