@@ -265,7 +265,15 @@ TEST_CASE("An exception reaches every waiter and nothing is cached", "[cached][f
   fn.open_gate();
   for (auto& f : results) CHECK_THROWS_WITH(f.get(), "database down");
   CHECK(fn.calls == 1);  // the waiters shared the one failed computation...
-  CHECK(c.stats().load_failures == 1);
+  const auto s = c.stats();
+  CHECK(s.load_failures == 1);
+  // ...and were not answered: each counted once, as a failed wait, not as coalesced.
+  CHECK(s.misses == 1);
+  CHECK(s.coalesced == 0);
+  CHECK(s.coalesced_failures == 8);
+  CHECK(s.requests() == 9);
+  CHECK(s.answered() == 0);
+  CHECK(s.hit_ratio() == 0.0);
   fn.fail = false;
   CHECK(*c(3) == 30);  // ...and the next call tries again
   CHECK(fn.calls == 2);
@@ -634,4 +642,72 @@ TEST_CASE("A cold_wait too long for the clock waits for the computation", "[cach
   CHECK(*leader.get() == 20);
   CHECK(*waiter.get() == 20);  // not ColdCacheError: the wait did not end at once
   CHECK(c.stats().cold_rejections == 0);
+}
+
+TEST_CASE("A null const char* argument is refused before anything is computed", "[cached][key]") {
+  // Converting a null char pointer to a string is undefined (std::string_view) or a logic_error
+  // (std::string): Cached refuses it with std::invalid_argument, computing and storing nothing.
+  larder::MemoryStore store;
+  const char* null = nullptr;
+  auto refused = [](auto&& call) {
+    try {
+      call();
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  auto null_c_string = Catch::StartsWith("larder: null const char* argument (argument ");
+
+  int calls = 0;
+  larder::Cached view{store, "T", "view", [&calls](std::int64_t id, std::string_view name) {
+                        ++calls;
+                        return std::to_string(id) + std::string(name);
+                      }};
+  CHECK_THAT(refused([&] { (void)view(1, null); }), null_c_string);
+  CHECK_THAT(refused([&] { (void)view.key(1, null); }), null_c_string);
+  CHECK_THAT(refused([&] { view.invalidate(1, null); }), null_c_string);
+  CHECK_THAT(refused([&] { (void)view.refresh(1, null); }), null_c_string);
+  const std::vector<std::int64_t> ids{1, 2};
+  CHECK_THAT(refused([&] { (void)view.get_many(ids, null); }), null_c_string);
+  CHECK_THAT(refused([&] {
+               (void)view.get_many(
+                   ids,
+                   [](std::span<const std::int64_t> e, std::string_view) {
+                     return std::vector<std::string>(e.size());
+                   },
+                   null);
+             }),
+             null_c_string);
+  CHECK(calls == 0);
+  CHECK(view.stats().requests() == 0);
+  CHECK(view.stats().loads + view.stats().load_failures == 0);
+  // A valid pointer still works, and is the same key as a literal or a std::string.
+  const char* ada = "ada";
+  CHECK(view(1, ada).value() == "1ada");
+  CHECK(view(1, "ada").value() == "1ada");
+  CHECK(view(1, std::string("ada")).value() == "1ada");
+  CHECK(view.key(1, ada) == view.key(1, "ada"));
+  CHECK(view.get_many(ids, ada).size() == 2);
+  CHECK(calls == 2);  // 1 and 2 with "ada"
+
+  larder::Cached owned{store, "T", "owned", [](std::int64_t id, const std::string& name) {
+                         return name + "!" + std::to_string(id);
+                       }};
+  CHECK_THAT(refused([&] { (void)owned(1, null); }), null_c_string);
+  CHECK(owned(1, ada).value() == "ada!1");
+
+  // A const char* parameter, as the entity or within a range, is checked in the key itself.
+  larder::Cached entity{store, "T", "entity",
+                        [](const char* name) { return std::string(name).size(); }};
+  CHECK_THAT(refused([&] { (void)entity(null); }), Catch::Contains("(argument 1 of"));
+  CHECK(entity(ada).value() == 3);
+  const std::vector<const char*> names{"a", nullptr};
+  CHECK_THAT(refused([&] { (void)entity.get_many(names); }), null_c_string);
+  larder::Cached ranged{store, "T", "ranged", [](std::int64_t id, std::vector<const char*> parts) {
+                          return id + static_cast<std::int64_t>(parts.size());
+                        }};
+  CHECK_THAT(refused([&] { (void)ranged(1, names); }), Catch::Contains("(argument 2 of"));
+  CHECK(entity.stats().requests() == 1);
+  CHECK(ranged.stats().requests() == 0);
 }

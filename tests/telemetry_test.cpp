@@ -57,6 +57,73 @@ TEST_CASE("assess: helping, not helping, too early, failing", "[telemetry]") {
   CHECK(larder::assess(down).kind == K::failing);
 }
 
+TEST_CASE("assess: a computation costing exactly a hit is not helping", "[telemetry]") {
+  // "no more than a hit": a mean equal to hit_cost saves nothing; one nanosecond more helps.
+  const auto equal = larder::assess(stats(900, 100, 100 * 1us));
+  CHECK(equal.kind == K::not_helping);
+  CHECK(equal.reason.find("no more than a hit (1 µs)") != std::string::npos);
+  CHECK(larder::assess(stats(900, 100, 100 * 1001ns)).kind == K::helping);
+  CHECK(larder::assess(stats(900, 100, 100 * 100us), {.hit_cost = 100us}).kind == K::not_helping);
+  CHECK(larder::assess(stats(900, 100, 100 * 101us), {.hit_cost = 100us}).kind == K::helping);
+}
+
+TEST_CASE("assess: refreshes that always fail are failing, not too early", "[telemetry]") {
+  // A function only a Warmer or Rehydrated computes calls refresh(): no call is counted (a
+  // refresh is not one), only the failed computations. That used to read "too early" forever.
+  larder::MemoryStore store;
+  larder::Cached broken{store, "Book", "price", [](std::int64_t id) -> std::int64_t {
+                          throw std::runtime_error("database down for " + std::to_string(id));
+                        }};
+  for (std::int64_t id = 0; id < 3; ++id) CHECK_THROWS_AS(broken.refresh(id), std::runtime_error);
+  const larder::Stats s = broken.stats();
+  CHECK(s.requests() == 0);
+  CHECK(s.load_failures == 3);
+  const auto v = larder::assess(s);
+  CAPTURE(v.reason);
+  CHECK(v.kind == K::failing);
+  CHECK(v.reason.find("3 of 3 computations threw (3 were refreshes)") != std::string::npos);
+
+  // Refreshes count beside the calls: 20 failures in 100 calls and 1000 good refreshes is 1.8%.
+  larder::Stats busy;
+  busy.hits = 99;
+  busy.misses = 1;
+  busy.loads = 1001;
+  busy.load_failures = 20;
+  busy.load_time = 1021 * 1ms;
+  CHECK(larder::assess(busy).kind == K::failing);
+  busy.load_failures = 5;  // 0.5%
+  CHECK(larder::assess(busy).kind == K::helping);
+  // A store failing only under refreshes is failing too.
+  larder::Stats down;
+  down.loads = 10;
+  down.store_errors = 10;
+  const auto store_down = larder::assess(down);
+  CHECK(store_down.kind == K::failing);
+  CHECK(store_down.reason.find("10 times in 0 calls and 10 refreshes") != std::string::npos);
+}
+
+TEST_CASE("assess: callers that got a failed computation's exception count as failures",
+          "[telemetry]") {
+  // One computation threw under a stampede of 999 waiters: 1000 of 10,000 calls failed.
+  larder::Stats s;
+  s.hits = 9000;
+  s.misses = 1;
+  s.load_failures = 1;
+  s.coalesced_failures = 999;
+  s.load_time = 1ms;
+  CHECK(s.requests() == 10'000);
+  CHECK(s.hit_ratio() == 0.9);
+  const auto v = larder::assess(s);
+  CAPTURE(v.reason);
+  CHECK(v.kind == K::failing);
+  CHECK(v.reason.find("1 of 1 computations threw (999 calls waiting for them failed with them)") !=
+        std::string::npos);
+  const std::vector<larder::NamedStats> all{{"f", s}};
+  const std::string text = larder::prometheus_text(all);
+  CHECK(text.find("larder_coalesced_failures_total{function=\"f\"} 999\n") != std::string::npos);
+  CHECK(text.find("larder_hit_ratio{function=\"f\"} 0.9\n") != std::string::npos);
+}
+
 TEST_CASE("assess rejects out-of-range thresholds", "[telemetry]") {
   CHECK_THROWS_AS(larder::assess({}, {.min_requests = 0}), std::invalid_argument);
   CHECK_THROWS_AS(larder::assess({}, {.min_hit_ratio = 1.5}), std::invalid_argument);
@@ -115,6 +182,21 @@ TEST_CASE("Prometheus labels are escaped; bad metric prefixes rejected", "[telem
   CHECK_THROWS_AS(larder::prometheus_text(odd, "has-dash"), std::invalid_argument);
 }
 
+TEST_CASE("Prometheus text refuses two entries for one function", "[telemetry]") {
+  // Duplicate series make Prometheus reject the whole scrape: refused here, naming the function.
+  larder::MemoryStore store;
+  larder::Cached price{store, "Book", "price", [](std::int64_t id) { return id * 2; }};
+  (void)price(1);
+  const std::vector<larder::NamedStats> twice{
+      larder::named_stats(price), {"other", {}}, larder::named_stats(price)};
+  CHECK_THROWS_WITH(larder::prometheus_text(twice),
+                    Catch::Contains("\"larder:v1:Book:price\" is listed twice"));
+  CHECK_THROWS_AS(larder::prometheus_text(twice), std::invalid_argument);
+  // Distinct names, even ones that differ only in escaped characters, are distinct series.
+  const std::vector<larder::NamedStats> distinct{{"a\"b", {}}, {"a\\\"b", {}}, {"a", {}}};
+  CHECK_NOTHROW(larder::prometheus_text(distinct));
+}
+
 TEST_CASE("Durations in verdicts read as numbers and never in e-notation", "[telemetry]") {
   // 1500 hits x 1 s saved is 25 minutes, not "1.5e+03 s"; a mean just under 1 ms is "1 ms".
   const auto long_saved = larder::assess(stats(1500, 100, 100 * 1s));
@@ -133,6 +215,27 @@ TEST_CASE("Durations in verdicts read as numbers and never in e-notation", "[tel
   CAPTURE(years.reason);
   CHECK(years.reason.find("e+") == std::string::npos);
   CHECK(years.reason.find("5556 h") != std::string::npos);
+}
+
+TEST_CASE("Durations never round up to the end of their unit", "[telemetry]") {
+  using larder::detail::human_duration;
+  CHECK(human_duration(0ns) == "0 ns");
+  CHECK(human_duration(999ns) == "999 ns");
+  CHECK(human_duration(1000ns) == "1 µs");
+  CHECK(human_duration(999'400ns) == "999 µs");
+  CHECK(human_duration(999'700ns) == "1 ms");  // 999.7 µs
+  CHECK(human_duration(999'970ns) == "1 ms");  // 999.97 µs
+  CHECK(human_duration(999'400us) == "999 ms");
+  CHECK(human_duration(999'970us) == "1 s");
+  CHECK(human_duration(59'940ms) == "59.9 s");
+  CHECK(human_duration(59'970ms) == "1 min");  // was "60 s"
+  CHECK(human_duration(60s) == "1 min");
+  CHECK(human_duration(90s) == "1.5 min");
+  CHECK(human_duration(59min + 56s) == "59.9 min");
+  CHECK(human_duration(59min + 58s) == "1 h");  // 59.97 min, was "60 min"
+  CHECK(human_duration(999h + 24min) == "999 h");
+  CHECK(human_duration(999h + 42min) == "1000 h");  // 999.7 h: whole hours from 1000
+  CHECK(human_duration(5556h) == "5556 h");
 }
 
 TEST_CASE("time_saved saturates instead of overflowing", "[telemetry]") {

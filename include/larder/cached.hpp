@@ -124,6 +124,18 @@ class Cached<Fn, detail::Signature<R, A...>> {
                 "larder::Cached: arguments are passed as const; the function must not take a "
                 "non-const reference");
 
+  /// Whether a call with arguments U... gives a char pointer to a std::string or std::string_view
+  /// parameter (and converts implicitly otherwise): the overloads that check it for null first.
+  template <class... U>
+  static constexpr bool converts_c_string() {
+    if constexpr (sizeof...(U) != sizeof...(A)) {
+      return false;
+    } else {
+      return (detail::string_from_c_string_v<A, U> || ...) &&
+             (std::is_convertible_v<const U&, detail::param_t<A>> && ...);
+    }
+  }
+
  public:
   using value_type = std::remove_cvref_t<R>;
   using result_type = Result<value_type>;
@@ -193,6 +205,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
   /// Returns fn(args...), from the cache when it holds a usable entry. Throws what fn throws
   /// (nothing is cached then) and ColdCacheError per Options::on_cold; never a store's error.
+  /// A null char pointer argument (to a const char*, std::string or std::string_view parameter,
+  /// or within a range) throws std::invalid_argument before anything is looked up or computed.
   result_type operator()(detail::param_t<A>... args) {
     return with_parts(
         [&](const auto& id, const auto&... params) -> result_type {
@@ -211,6 +225,32 @@ class Cached<Fn, detail::Signature<R, A...>> {
           return on_miss(make_call(h, id, params...), now, args...);
         },
         args...);
+  }
+
+  /// The calls above, key(), invalidate() and refresh() given a char pointer for a std::string or
+  /// std::string_view parameter: converting a null one is undefined (std::string throws
+  /// std::logic_error), and happens before the member runs, so these overloads take the pointers
+  /// as they are, throw std::invalid_argument for a null one, then convert.
+  template <class... U>
+  requires(converts_c_string<U...>()) result_type operator()(const U&... args) {
+    detail::check_c_string_args<A...>(1, args...);
+    return (*this)(static_cast<detail::param_t<A>>(args)...);
+  }
+  template <class... U>
+  requires(converts_c_string<U...>()) std::string key(const U&... args)
+  const {
+    detail::check_c_string_args<A...>(1, args...);
+    return key(static_cast<detail::param_t<A>>(args)...);
+  }
+  template <class... U>
+  requires(converts_c_string<U...>()) void invalidate(const U&... args) {
+    detail::check_c_string_args<A...>(1, args...);
+    invalidate(static_cast<detail::param_t<A>>(args)...);
+  }
+  template <class... U>
+  requires(converts_c_string<U...>()) result_type refresh(const U&... args) {
+    detail::check_c_string_args<A...>(1, args...);
+    return refresh(static_cast<detail::param_t<A>>(args)...);
   }
 
   /// The rendered key of a call, e.g. "larder:v1:Author:top_book_ids:10:42".
@@ -269,6 +309,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     s.load_failures = load_failures_.load();
     s.coalesced = coalesced_.load();
     s.cold_rejections = cold_rejections_.load();
+    s.coalesced_failures = coalesced_failures_.load();
     s.store_errors = store_errors_.load();
     s.decode_errors = decode_errors_.load();
     s.load_time = std::chrono::nanoseconds{static_cast<std::int64_t>(load_time_ns_.load())};
@@ -321,6 +362,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
   requires(sizeof...(P) + 1 ==
            sizeof...(A)) std::vector<result_type> get_many(std::span<const entity_type> entities,
                                                            const P&... params) {
+    bulk_params<A...>::check(params...);
     return bulk_get(entities, static_cast<BulkNoLoader*>(nullptr), BulkParams{params...});
   }
 
@@ -336,6 +378,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       std::invocable<Loader&, std::span<const entity_type>, const P&...> std::vector<
           result_type> get_many(std::span<const entity_type> entities, Loader&& loader,
                                 const P&... params) {
+    bulk_params<A...>::check(params...);
     return bulk_get(entities, &loader, BulkParams{params...});
   }
   // ---- bulk get-or-compute ----
@@ -398,7 +441,17 @@ class Cached<Fn, detail::Signature<R, A...>> {
   }
   template <class F, class First, class... Rest>
   static decltype(auto) with_parts_impl(F&& f, const First& first, const Rest&... rest) {
-    return std::forward<F>(f)(entity_id(first), key_part(rest)...);
+    return checked_parts(std::forward<F>(f), entity_id(first), key_part(rest)...);
+  }
+  /// f(parts...) once no part is a null char pointer (std::invalid_argument): nothing is looked
+  /// up, computed or stored for such a call. Free for calls without char pointers.
+  template <class F, class... P>
+  static decltype(auto) checked_parts(F&& f, const P&... parts) {
+    if constexpr ((detail::holds_c_string<P>() || ...)) {
+      std::size_t position = 1;
+      (detail::check_not_null(parts, position++), ...);
+    }
+    return std::forward<F>(f)(parts...);
   }
 
   /// The key's hash in the memory tier (never rendered): each part folded into the function's seed
@@ -596,7 +649,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
         cold_rejections_.add();  // the leader gave up waiting for another process: so does this
         throw;
       } catch (...) {
-        coalesced_.add();
+        coalesced_failures_.add();  // it was not answered: the computation it waited for threw
         throw;
       }
     }
@@ -1061,6 +1114,11 @@ class Cached<Fn, detail::Signature<R, A...>> {
   template <class First, class... Rest>
   struct bulk_params {
     using type = std::tuple<std::remove_cvref_t<Rest>...>;
+    /// A null char pointer given for a string param: std::invalid_argument before converting it.
+    template <class... P>
+    static void check(const P&... params) {
+      detail::check_c_string_args<Rest...>(2, params...);
+    }
   };
   /// The params of a bulk call (every argument but the entity), converted to their declared types
   /// once, so that keys hash exactly as a single call's do.
@@ -1510,7 +1568,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
   Flights flights_;
 
   detail::StripedCounter hits_, misses_, stale_serves_, stale_on_error_, loads_, load_failures_,
-      coalesced_, cold_rejections_, store_errors_, decode_errors_, load_time_ns_;
+      coalesced_, coalesced_failures_, cold_rejections_, store_errors_, decode_errors_,
+      load_time_ns_;
   std::atomic<std::uint64_t> waiting_{0};
 
   std::mutex background_mutex_;

@@ -11,14 +11,16 @@ namespace larder {
 /// after the other, so a snapshot taken under load may be off by the calls in between).
 ///
 /// Every call (every key of a get_many; a key repeated within one get_many counts once) is counted
-/// in exactly one of hits, stale_serves, misses, coalesced and cold_rejections.
+/// in exactly one of hits, stale_serves, misses, coalesced, coalesced_failures and cold_rejections.
 struct Stats {
   std::uint64_t hits = 0;            ///< served fresh from a store
   std::uint64_t misses = 0;          ///< found nothing usable and computed (or tried to) itself
   std::uint64_t stale_serves = 0;    ///< served a stale value while a recompute ran or was due
   std::uint64_t stale_on_error = 0;  ///< served stale because the recompute failed (stale_if_error)
-  std::uint64_t loads = 0;           ///< computations of the function that succeeded
-  std::uint64_t load_failures = 0;   ///< computations that threw
+  /// computations of the function that succeeded: a miss's, or a refresh's (refresh(), a
+  /// background recompute of a stale entry), which is not a call
+  std::uint64_t loads = 0;
+  std::uint64_t load_failures = 0;  ///< computations that threw (a miss's or a refresh's)
   /// calls that received another caller's computation: a thread of this process (single flight),
   /// or another process that held the shared tier's lock
   std::uint64_t coalesced = 0;
@@ -30,12 +32,16 @@ struct Stats {
   /// gauge: false while the byte store is skipped (RedisStore's circuit breaker is open; see
   /// RedisStore::stats() for its state and counters). True without a byte store.
   bool store_available = true;
+  /// calls that waited for another caller's computation in this process and got its exception
+  /// (other than ColdCacheError, a cold rejection): not answered, and not a computation of theirs
+  std::uint64_t coalesced_failures = 0;
 
-  /// Calls that got an answer or computed one: hits + stale serves + misses + coalesced (cold
-  /// rejections are counted apart).
-  std::uint64_t requests() const noexcept { return answered() + misses; }
+  /// Calls that got an answer, computed one, or waited for one that failed: hits + stale serves +
+  /// misses + coalesced + coalesced failures (cold rejections are counted apart).
+  std::uint64_t requests() const noexcept { return answered() + misses + coalesced_failures; }
   /// Calls answered without running the function for them: hits + stale serves + coalesced (a
-  /// caller that waited for another's computation was spared one, as Guava counts it).
+  /// caller that waited for another's computation was spared one, as Guava counts it; one that
+  /// got the computation's exception was not answered, see coalesced_failures).
   std::uint64_t answered() const noexcept { return hits + stale_serves + coalesced; }
   /// Share of calls answered without computing: answered() / requests(); 0 when idle.
   double hit_ratio() const noexcept {

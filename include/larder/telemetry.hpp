@@ -15,11 +15,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <iterator>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "larder/stats.hpp"
 
@@ -49,9 +51,11 @@ struct AssessOptions {
   std::uint64_t min_requests = 100;  // fewer calls than this: too early to judge; >= 1
   double min_hit_ratio = 0.2;        // below it the cache mostly computes anyway; in [0, 1]
   /// What one hit costs the caller (memory store: well under 1 µs; Redis: a round trip, about
-  /// 20-200 µs). A function that computes faster than this gains nothing from a cache; >= 0.
+  /// 20-200 µs). A function whose mean computation takes no more than this (<=) gains nothing
+  /// from a cache; >= 0.
   std::chrono::nanoseconds hit_cost{std::chrono::microseconds{1}};
-  double max_error_ratio = 0.01;  // store errors or failed loads per call above this: failing
+  /// store errors or failed loads per call or refresh (see assess()) above this: failing
+  double max_error_ratio = 0.01;
 };
 
 /// Whether a cache helps, and why, in one sentence.
@@ -77,16 +81,29 @@ inline std::string_view to_string(Verdict::Kind k) noexcept {
 
 namespace detail {
 /// 1.5 µs, 12.3 ms, 4.2 s, 25 min, 2.1 h, 5556 h: three significant figures at most (whole hours
-/// from 1000 h), never in e-notation. A unit is used while its value, rounded to three figures,
-/// stays under 1000 (999.9 µs reads "1 ms", not "1e+03 µs").
+/// from 1000 h), never in e-notation. A unit is used while its value rounded to three figures stays
+/// under the next unit; a value that rounds up to it is one of the next unit, so rounding never
+/// carries past a unit's end: 999.97 µs reads "1 ms" (not "1e+03 µs"), 59.97 s "1 min" (not
+/// "60 s"), 59.97 min "1 h".
 inline std::string human_duration(std::chrono::nanoseconds d) {
+  struct Unit {
+    std::string_view name;
+    double ns;    // nanoseconds in one of it
+    double next;  // how many of it make the next unit
+  };
+  static constexpr Unit kUnits[] = {{"ns", 1, 1000}, {"µs", 1e3, 1000}, {"ms", 1e6, 1000},
+                                    {"s", 1e9, 60},  {"min", 60e9, 60}, {"h", 3600e9, 1000}};
+  static constexpr std::size_t kHours = std::size(kUnits) - 1;
   const double ns = static_cast<double>(d.count());
-  if (ns < 999.5) return fmt::format("{:.0f} ns", ns);
-  if (ns < 999.5e3) return fmt::format("{:.3g} µs", ns / 1e3);
-  if (ns < 999.5e6) return fmt::format("{:.3g} ms", ns / 1e6);
-  if (ns < 60e9) return fmt::format("{:.3g} s", ns / 1e9);
-  if (ns < 3600e9) return fmt::format("{:.3g} min", ns / 60e9);
-  if (ns < 999.5 * 3600e9) return fmt::format("{:.3g} h", ns / 3600e9);
+  for (std::size_t i = 0; i < kHours; ++i) {
+    std::string text = fmt::format("{:.3g}", ns / kUnits[i].ns);
+    if (std::strtod(text.c_str(), nullptr) < kUnits[i].next)
+      return fmt::format("{} {}", text, kUnits[i].name);
+    // Rounded, it is `next` of this unit: one of the next (it may read 0.9995 of that).
+    if (ns / kUnits[i + 1].ns < 1) return fmt::format("1 {}", kUnits[i + 1].name);
+  }
+  const std::string hours = fmt::format("{:.3g}", ns / 3600e9);
+  if (std::strtod(hours.c_str(), nullptr) < 1000) return hours + " h";
   return fmt::format("{:.0f} h", ns / 3600e9);
 }
 inline double share(std::uint64_t part, std::uint64_t whole) noexcept {
@@ -103,8 +120,12 @@ inline void validate(const AssessOptions& o) {
 }  // namespace detail
 
 /// Judges one function's counters, in this order: failing (the store errs, or computations fail,
-/// on more than max_error_ratio of calls), too early (fewer than min_requests calls), not helping
-/// (hit ratio under min_hit_ratio, or a computation cheaper than a hit), else helping. Throws
+/// counting the calls that waited for them, on more than max_error_ratio of calls and refreshes),
+/// too early (fewer than min_requests calls), not helping (hit ratio under min_hit_ratio, or a mean
+/// computation of no more than hit_cost), else helping. A refresh is a computation no call counted:
+/// refresh() (a Warmer's, Rehydrated's) or the background recompute of a stale entry; each miss
+/// computes once, so refreshes are loads + load_failures - misses. A function whose only
+/// computations are refreshes that all throw is failing, not too early. Throws
 /// std::invalid_argument for out-of-range options.
 inline Verdict assess(const Stats& s, const AssessOptions& o = {}) {
   detail::validate(o);
@@ -112,16 +133,27 @@ inline Verdict assess(const Stats& s, const AssessOptions& o = {}) {
   const std::uint64_t calls = s.requests();
   const std::uint64_t answered = s.answered();
   const std::uint64_t computations = s.loads + s.load_failures;
-  if (calls > 0 && detail::share(s.store_errors, calls) > o.max_error_ratio)
-    return {K::failing, fmt::format("the store failed {} times in {} calls: values were computed "
+  const std::uint64_t refreshes = computations > s.misses ? computations - s.misses : 0;
+  const std::uint64_t attempts = calls + refreshes;
+  const std::string in_attempts = refreshes == 0
+                                      ? fmt::format("{} calls", calls)
+                                      : fmt::format("{} calls and {} refreshes", calls, refreshes);
+  if (attempts > 0 && detail::share(s.store_errors, attempts) > o.max_error_ratio)
+    return {K::failing, fmt::format("the store failed {} times in {}: values were computed "
                                     "instead (is the shared store down? see its own stats)",
-                                    s.store_errors, calls)};
-  if (calls > 0 && detail::share(s.load_failures, calls) > o.max_error_ratio)
-    return {K::failing,
-            fmt::format("{} of {} computations threw{}", s.load_failures, computations,
-                        s.stale_on_error
-                            ? fmt::format(" ({} calls served stale instead)", s.stale_on_error)
-                            : std::string{})};
+                                    s.store_errors, in_attempts)};
+  // A caller that waited for a computation which threw failed with it.
+  const std::uint64_t failed = s.load_failures + s.coalesced_failures;
+  if (attempts > 0 && detail::share(failed, attempts) > o.max_error_ratio) {
+    std::string why = fmt::format("{} of {} computations threw", s.load_failures, computations);
+    if (refreshes > 0) fmt::format_to(std::back_inserter(why), " ({} were refreshes)", refreshes);
+    if (s.coalesced_failures > 0)
+      fmt::format_to(std::back_inserter(why), " ({} calls waiting for them failed with them)",
+                     s.coalesced_failures);
+    if (s.stale_on_error > 0)
+      fmt::format_to(std::back_inserter(why), " ({} calls served stale instead)", s.stale_on_error);
+    return {K::failing, std::move(why)};
+  }
   if (calls < o.min_requests)
     return {K::too_early, fmt::format("{} calls so far (judged from {})", calls, o.min_requests)};
   const double ratio = s.hit_ratio();
@@ -130,7 +162,7 @@ inline Verdict assess(const Stats& s, const AssessOptions& o = {}) {
             fmt::format("hit ratio {:.1f}% ({} of {} calls): keys rarely repeat within their "
                         "ttl; a longer ttl, a coarser key, or no cache",
                         ratio * 100, answered, calls)};
-  if (s.loads > 0 && s.mean_load_time() < o.hit_cost)
+  if (s.loads > 0 && s.mean_load_time() <= o.hit_cost)
     return {K::not_helping,
             fmt::format("a computation takes {}, no more than a hit ({}): the cache saves nothing",
                         detail::human_duration(s.mean_load_time()),
@@ -177,7 +209,12 @@ inline std::string prometheus_label(std::string_view v) {
 
 /// Every counter of every function in the Prometheus text exposition format (version 0.0.4), one
 /// family per counter, labelled function="...". `metric_prefix` starts each metric name and must
-/// match [a-zA-Z_:][a-zA-Z0-9_:]* (std::invalid_argument otherwise).
+/// match [a-zA-Z_:][a-zA-Z0-9_:]* (std::invalid_argument otherwise). Each entry's `function` must
+/// be unique: two entries with the same name would be duplicate series, for which Prometheus
+/// rejects the whole scrape, so std::invalid_argument naming the duplicate is thrown instead (as a
+/// Prometheus client refuses a second registration). Summing them is not done: the same Cached
+/// listed twice would silently count double. Two distinct Cached sharing a name (the same class
+/// and function over two stores, say) need distinct `function` strings, or one merged Stats.
 inline std::string prometheus_text(std::span<const NamedStats> all,
                                    std::string_view metric_prefix = "larder") {
   auto name_char = [](char c, bool first) {
@@ -189,6 +226,14 @@ inline std::string prometheus_text(std::span<const NamedStats> all,
     if (!name_char(metric_prefix[i], i == 0))
       throw std::invalid_argument("larder::prometheus_text: metric prefix '" +
                                   std::string(metric_prefix) + "' is not a metric name");
+  std::vector<std::string_view> names;
+  names.reserve(all.size());
+  for (const auto& n : all) names.emplace_back(n.function);
+  std::sort(names.begin(), names.end());
+  if (auto dup = std::adjacent_find(names.begin(), names.end()); dup != names.end())
+    throw std::invalid_argument(
+        "larder::prometheus_text: function \"" + std::string(*dup) +
+        "\" is listed twice (Prometheus rejects duplicate series); give each entry its own name");
   std::string out;
   auto family = [&](std::string_view name, std::string_view type, std::string_view help,
                     auto value_of) {
@@ -214,6 +259,9 @@ inline std::string prometheus_text(std::span<const NamedStats> all,
          [](const Stats& s) { return std::chrono::duration<double>(s.load_time).count(); });
   family("coalesced_total", "counter", "Calls that received another caller's computation.",
          [](const Stats& s) { return s.coalesced; });
+  family("coalesced_failures_total", "counter",
+         "Calls that waited for another caller's computation and got its exception.",
+         [](const Stats& s) { return s.coalesced_failures; });
   family("cold_rejections_total", "counter", "ColdCacheErrors thrown.",
          [](const Stats& s) { return s.cold_rejections; });
   family("store_errors_total", "counter", "Store failures survived by computing.",

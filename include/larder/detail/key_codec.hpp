@@ -11,8 +11,10 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <ranges>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -61,6 +63,71 @@ stored_t<T> to_stored(const T& v) {
     for (const auto& e : v) out.push_back(to_stored(e));
     return out;
   }
+}
+
+// ---- null C strings -----------------------------------------------------------------------------
+
+/// A char pointer (or nullptr): a key part that may be null, from which no string can be made.
+template <class T>
+inline constexpr bool is_c_string_v =
+    std::is_same_v<std::remove_cv_t<T>, std::nullptr_t> ||
+    (std::is_pointer_v<std::remove_cv_t<T>> &&
+     std::is_same_v<std::remove_cv_t<std::remove_pointer_t<std::remove_cv_t<T>>>, char>);
+
+/// True if a key part of type T is, or holds, a char pointer.
+template <class T>
+constexpr bool holds_c_string() {
+  using U = std::remove_cvref_t<T>;
+  if constexpr (is_c_string_v<U>) {
+    return true;
+  } else if constexpr (KeyRange<U>) {
+    return holds_c_string<std::ranges::range_value_t<const U&>>();
+  } else {
+    return false;
+  }
+}
+
+/// A std::string or std::string_view parameter given a char pointer: the conversion itself is
+/// undefined for a null pointer (std::string throws std::logic_error), so Cached checks first.
+/// Not a literal nullptr: GCC diagnoses its conversion at compile time (-Wnonnull), and C++23
+/// deletes it.
+template <class Param, class Arg>
+inline constexpr bool string_from_c_string_v =
+    std::is_pointer_v<std::remove_cvref_t<Arg>>&& is_c_string_v<std::remove_cvref_t<Arg>> &&
+    (std::is_same_v<std::remove_cvref_t<Param>, std::string> ||
+     std::is_same_v<std::remove_cvref_t<Param>, std::string_view>);
+
+[[noreturn]] inline void throw_null_c_string(std::size_t position) {
+  throw std::invalid_argument(
+      fmt::format("larder: null const char* argument (argument {} of the cached call): a cache "
+                  "key cannot be made from a null string; pass a string (\"\" for an empty one)",
+                  position));
+}
+
+/// Throws std::invalid_argument if a key part is, or holds, a null char pointer. `position`
+/// counts the call's arguments from 1 (the entity).
+template <class T>
+void check_not_null(const T& part, std::size_t position) {
+  if constexpr (is_c_string_v<T>) {
+    if (part == nullptr) throw_null_c_string(position);
+  } else if constexpr (holds_c_string<T>()) {
+    for (const auto& e : part) check_not_null(e, position);
+  }
+}
+
+/// check_not_null for each argument about to be converted to its parameter P (a std::string or
+/// std::string_view given a char pointer), counting positions from `first`.
+template <class P, class U>
+void check_c_string_arg(const U& arg, std::size_t position) {
+  if constexpr (string_from_c_string_v<P, U>) {
+    if (arg == nullptr) throw_null_c_string(position);
+  }
+}
+template <class... P, class... U>
+void check_c_string_args(std::size_t first, const U&... args) {
+  static_assert(sizeof...(P) == sizeof...(U));
+  std::size_t position = first;
+  (check_c_string_arg<P>(args, position++), ...);
 }
 
 // ---- hashing ------------------------------------------------------------------------------------
