@@ -40,8 +40,9 @@ struct Stats {
   /// misses + coalesced + coalesced failures (cold rejections are counted apart).
   std::uint64_t requests() const noexcept { return answered() + misses + coalesced_failures; }
   /// Calls answered without running the function for them: hits + stale serves + coalesced (a
-  /// caller that waited for another's computation was spared one, as Guava counts it; one that
-  /// got the computation's exception was not answered, see coalesced_failures).
+  /// caller that waited for another's computation was spared one; Guava and Caffeine count such a
+  /// waiter as a miss; one that got the computation's exception was not answered, see
+  /// coalesced_failures).
   std::uint64_t answered() const noexcept { return hits + stale_serves + coalesced; }
   /// Share of calls answered without computing: answered() / requests(); 0 when idle.
   double hit_ratio() const noexcept {
