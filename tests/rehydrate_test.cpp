@@ -257,6 +257,22 @@ TEST_CASE("A scheduled recompute owns its arguments: a view outlives no caller",
   CHECK(top.ids()(std::string(40, 'X')).source() == larder::Source::computed);
 }
 
+TEST_CASE("Rehydrated refuses a null const char* argument before computing", "[rehydrate]") {
+  Fixture f;
+  auto by_tag = [&f](std::string_view tag) {
+    ++f.calls;
+    return tag.empty() ? std::vector<std::int64_t>{} : std::vector<std::int64_t>{10};
+  };
+  larder::Rehydrated top{f.store, "Tag", "ids", by_tag, f.repo, {.clock = &f.clock}};
+  const char* missing = nullptr;
+  CHECK_THROWS_WITH(top(missing), Catch::Contains("null const char* argument (argument 1"));
+  CHECK(f.calls == 0);
+  CHECK(f.repo.calls == 0);
+  const char* tag = "t";
+  CHECK(ids_of(top(tag).entities) == std::vector<std::int64_t>{10});
+  CHECK(f.calls == 1);
+}
+
 TEST_CASE("A recompute whose arguments cannot be copied drops the list instead of hanging",
           "[rehydrate]") {
   Fixture f;
