@@ -274,3 +274,36 @@ TEST_CASE("A stale shared entry is refreshed by one process only", "[bytes][fres
   CHECK(*fresh == 11);
   CHECK_FALSE(fresh.stale());
 }
+
+TEST_CASE("A stale memory copy another instance already refreshed is taken from the shared tier",
+          "[bytes][freshness]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  Tiered one{shared}, two{shared};
+  CountingFn fn;
+  larder::Options o{.ttl = 24h, .fresh_for = 1h, .clock = &clock};
+  larder::Cached a{one, "T", "f", wrap(fn), o};
+  larder::Cached b{two, "T", "f", wrap(fn), o};
+  CHECK(*a(1) == 10);
+  CHECK(b(1).source() == larder::Source::remote);  // both memory tiers hold the value now
+  clock.advance(2h);                               // and both copies are stale
+  fn.offset = 1;
+  auto refreshed = a(1);  // the shared copy is as old as a's own: a recomputes
+  CHECK(*refreshed == 11);
+  CHECK(refreshed.source() == larder::Source::computed);
+  CHECK(fn.calls == 2);
+  clock.advance(1min);
+  // b's memory copy is stale, but a refreshed the key a minute ago: b takes that value.
+  auto r = b(1);
+  CHECK(*r == 11);
+  CHECK_FALSE(r.stale());
+  CHECK(r.source() == larder::Source::remote);
+  CHECK(r.age() == 1min);
+  CHECK(fn.calls == 2);
+  CHECK(b.stats().misses == 0);
+  CHECK(b.stats().loads == 0);
+  CHECK(b.stats().hits == 2);
+  CHECK(b(1).source() == larder::Source::memory);  // and keeps it in its memory tier
+  // The lock b took to refresh was released: a later refresh by a is not kept waiting.
+  CHECK(shared.try_lock(b.key(1) + ":#lock", "probe", 1min));
+}

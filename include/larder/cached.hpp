@@ -675,6 +675,19 @@ class Cached<Fn, detail::Signature<R, A...>> {
         stale_serves_.add();
         return result_type{std::move(stale.value), source, true, stale.stamps.written, now};
       }
+      if (lock && source == Source::memory) {
+        // Another instance may have refreshed it a moment ago (and released the lock): its value
+        // is then in the shared tier, fresh and newer than this memory copy. Take it instead of
+        // computing again, or every instance would recompute the key once per fresh_for window,
+        // one after another.
+        if (auto fresh = refreshed_elsewhere(call, stale)) {
+          RemoteUnlock unlock{this, lock, call.key};
+          leader->complete(fresh->value, fresh->stamps);
+          hits_.add();  // answered from the shared tier without running fn
+          return result_type{std::move(fresh->value), Source::remote, false, fresh->stamps.written,
+                             clock_->now()};
+        }
+      }
     }
     // Arguments that cannot be held for later (see detail/held_args.hpp) refresh on the caller.
     if constexpr ((detail::Ownable<A> && ...)) {
@@ -687,6 +700,19 @@ class Cached<Fn, detail::Signature<R, A...>> {
     misses_.add();
     RemoteUnlock unlock{this, lock, call.key};
     return compute_and_store(call, *leader, Stale{std::move(stale), source}, args...);
+  }
+
+  /// The shared tier's value of a call whose memory copy is `stale`, if it is fresh and was written
+  /// after that copy (another instance refreshed it); it is put in the memory tier. A store error
+  /// or an undecodable value is nothing (it was counted when first read; the caller recomputes).
+  std::optional<Found<value_type>> refreshed_elsewhere(const Call& call,
+                                                       const Found<value_type>& stale) {
+    const TimePoint now = clock_->now();
+    auto remote = read_remote(call, now, /*count_errors=*/false);
+    if (!remote || !remote->stamps.fresh(now) || !(stale.stamps.written < remote->stamps.written))
+      return std::nullopt;
+    fill_memory(call, remote->value, remote->stamps);
+    return remote;
   }
 
   /// Hands the refresh, the flight's leadership and the remote lock to the executor. False if the
