@@ -92,6 +92,17 @@ inline std::string lock_token() {
   return fmt::format("{:016x}{:016x}", rng(), rng());
 }
 
+/// Whether a call with arguments U... of a function taking A... (as a std::tuple) gives a char
+/// pointer to a std::string or std::string_view parameter, and converts implicitly otherwise: the
+/// call overloads of Cached and Rehydrated that check it for null before converting.
+template <class Params, class... U>
+struct converts_c_string : std::false_type {};
+template <class... A, class... U>
+requires(sizeof...(A) == sizeof...(U)) struct converts_c_string<std::tuple<A...>, U...>
+    : std::bool_constant<(string_from_c_string_v<A, U> || ...) &&
+                         (std::is_convertible_v<const U&, param_t<A>> && ...)> {
+};
+
 }  // namespace detail
 
 template <class Fn, class Sig = detail::signature_t<Fn>>
@@ -124,17 +135,9 @@ class Cached<Fn, detail::Signature<R, A...>> {
                 "larder::Cached: arguments are passed as const; the function must not take a "
                 "non-const reference");
 
-  /// Whether a call with arguments U... gives a char pointer to a std::string or std::string_view
-  /// parameter (and converts implicitly otherwise): the overloads that check it for null first.
+  /// Calls with arguments U... that the null-checking overloads below take.
   template <class... U>
-  static constexpr bool converts_c_string() {
-    if constexpr (sizeof...(U) != sizeof...(A)) {
-      return false;
-    } else {
-      return (detail::string_from_c_string_v<A, U> || ...) &&
-             (std::is_convertible_v<const U&, detail::param_t<A>> && ...);
-    }
-  }
+  static constexpr bool c_string_call = detail::converts_c_string<std::tuple<A...>, U...>::value;
 
  public:
   using value_type = std::remove_cvref_t<R>;
@@ -232,23 +235,23 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// std::logic_error), and happens before the member runs, so these overloads take the pointers
   /// as they are, throw std::invalid_argument for a null one, then convert.
   template <class... U>
-  requires(converts_c_string<U...>()) result_type operator()(const U&... args) {
+  requires(c_string_call<U...>) result_type operator()(const U&... args) {
     detail::check_c_string_args<A...>(1, args...);
     return (*this)(static_cast<detail::param_t<A>>(args)...);
   }
   template <class... U>
-  requires(converts_c_string<U...>()) std::string key(const U&... args)
+  requires(c_string_call<U...>) std::string key(const U&... args)
   const {
     detail::check_c_string_args<A...>(1, args...);
     return key(static_cast<detail::param_t<A>>(args)...);
   }
   template <class... U>
-  requires(converts_c_string<U...>()) void invalidate(const U&... args) {
+  requires(c_string_call<U...>) void invalidate(const U&... args) {
     detail::check_c_string_args<A...>(1, args...);
     invalidate(static_cast<detail::param_t<A>>(args)...);
   }
   template <class... U>
-  requires(converts_c_string<U...>()) result_type refresh(const U&... args) {
+  requires(c_string_call<U...>) result_type refresh(const U&... args) {
     detail::check_c_string_args<A...>(1, args...);
     return refresh(static_cast<detail::param_t<A>>(args)...);
   }

@@ -100,20 +100,6 @@ class Rehydrated<Fn, Repo, detail::Signature<R, A...>> {
   using id_list_type = std::remove_cvref_t<R>;
   using result_type = Rehydration<entity_type, id_list_type>;
 
- private:
-  /// Whether a call with arguments U... gives a char pointer to a std::string or std::string_view
-  /// parameter (and converts implicitly otherwise): the overload that checks it for null first.
-  template <class... U>
-  static constexpr bool converts_c_string() {
-    if constexpr (sizeof...(U) != sizeof...(A)) {
-      return false;
-    } else {
-      return (detail::string_from_c_string_v<A, U> || ...) &&
-             (std::is_convertible_v<const U&, detail::param_t<A>> && ...);
-    }
-  }
-
- public:
   static_assert(
       std::ranges::forward_range<const id_list_type&> &&
           std::convertible_to<std::ranges::range_reference_t<const id_list_type&>, id_type>,
@@ -142,12 +128,16 @@ class Rehydrated<Fn, Repo, detail::Signature<R, A...>> {
     cv_.wait(lock, [this] { return pending_ == 0; });
   }
 
+  /// Calls with arguments U... that the null-checking overloads below take.
+  template <class... U>
+  static constexpr bool c_string_call = detail::converts_c_string<std::tuple<A...>, U...>::value;
+
   /// operator() given a char pointer for a std::string or std::string_view parameter: converting a
   /// null one is undefined, and happens before the member runs, so this overload takes the
   /// pointers as they are, throws std::invalid_argument for a null one (as Cached does), then
   /// converts.
   template <class... U>
-  requires(converts_c_string<U...>()) result_type operator()(const U&... args) {
+  requires(c_string_call<U...>) result_type operator()(const U&... args) {
     detail::check_c_string_args<A...>(1, args...);
     return (*this)(static_cast<detail::param_t<A>>(args)...);
   }
