@@ -683,14 +683,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
         // is then in the shared tier, fresh and newer than this memory copy. Take it instead of
         // computing again, or every instance would recompute the key once per fresh_for window,
         // one after another.
-        std::optional<Found<value_type>> fresh;
-        try {
-          fresh = refreshed_elsewhere(call, stale);
-        } catch (...) {  // no memory for the read: the lock must not wait out its lease
-          unlock_remote(*lock, call.key);
-          throw;
-        }
-        if (fresh) {
+        if (auto fresh = refreshed_elsewhere(call, stale)) {
           RemoteUnlock unlock{this, lock, call.key};
           leader->complete(fresh->value, fresh->stamps);
           hits_.add();  // answered from the shared tier without running fn
