@@ -94,6 +94,11 @@ class Rehydrated;
 ///   for (const Book& b : top_books(author_id)) render(b);   // never a deleted book, current price
 template <class Fn, Repository Repo, class R, class... A>
 class Rehydrated<Fn, Repo, detail::Signature<R, A...>> {
+ private:
+  /// Calls with arguments U... that the null-checking overload of operator() takes.
+  template <class... U>
+  static constexpr bool c_string_call = detail::converts_c_string<std::tuple<A...>, U...>::value;
+
  public:
   using entity_type = typename Repo::entity_type;
   using id_type = typename Repo::id_type;
@@ -127,10 +132,6 @@ class Rehydrated<Fn, Repo, detail::Signature<R, A...>> {
     std::unique_lock lock{mutex_};
     cv_.wait(lock, [this] { return pending_ == 0; });
   }
-
-  /// Calls with arguments U... that the null-checking overloads below take.
-  template <class... U>
-  static constexpr bool c_string_call = detail::converts_c_string<std::tuple<A...>, U...>::value;
 
   /// operator() given a char pointer for a std::string or std::string_view parameter: converting a
   /// null one is undefined, and happens before the member runs, so this overload takes the
