@@ -707,7 +707,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
   /// The shared tier's value of a call whose memory copy is `stale`, if it is fresh and was written
   /// after that copy (another instance refreshed it); it is put in the memory tier. A store error
-  /// or an undecodable value is nothing (it was counted when first read; the caller recomputes).
+  /// (counted, as any) or an undecodable value (not counted again: it was when first read) is
+  /// nothing, and the caller recomputes.
   std::optional<Found<value_type>> refreshed_elsewhere(const Call& call,
                                                        const Found<value_type>& stale) {
     const TimePoint now = clock_->now();
