@@ -2,6 +2,7 @@
 #include <cmath>
 #include <cstdint>
 #include <larder/larder.hpp>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -180,4 +181,28 @@ TEST_CASE("Bad names are rejected", "[key]") {
   CHECK_THROWS_AS((larder::Cached{store, "Author", "", &top_ids}), std::invalid_argument);
   CHECK_THROWS_WITH((larder::Cached{store, "Author", "f", &top_ids, {.prefix = "a b"}}),
                     Catch::Contains("prefix"));
+}
+
+namespace {
+enum class Shade : short { dark = -3 };
+__extension__ typedef __int128 Int128;  // a GNU type: __extension__ keeps -Wpedantic quiet
+int integers(std::int64_t, short, unsigned char, signed char, Shade, bool, std::uint64_t, Int128,
+             double) {
+  return 1;
+}
+}  // namespace
+
+TEST_CASE("Integer key parts render in decimal at every width, extremes included", "[key]") {
+  // Integers render through fmt::format_int (128-bit ones through fmt::format), not the engine
+  // behind fmt::format_to: the text must be the same decimal either way.
+  larder::MemoryStore store;
+  larder::Cached c{store, "Num", "integers", &integers};
+  const Int128 big = -(static_cast<Int128>(1) << 100);
+  CHECK(c.key(std::numeric_limits<std::int64_t>::min(), std::numeric_limits<short>::min(),
+              static_cast<unsigned char>(255), static_cast<signed char>(-128), Shade::dark, true,
+              std::numeric_limits<std::uint64_t>::max(), big, -0.5) ==
+        "larder:v1:Num:integers:-32768:255:-128:-3:true:18446744073709551615:"
+        "-1267650600228229401496703205376:-0.5:-9223372036854775808");
+  CHECK(c.key(0, short{0}, static_cast<unsigned char>(0), static_cast<signed char>(0), Shade{0},
+              false, 0, 0, 0.0) == "larder:v1:Num:integers:0:0:0:0:false:0:0:0:0");
 }

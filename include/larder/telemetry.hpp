@@ -146,12 +146,11 @@ inline Verdict assess(const Stats& s, const AssessOptions& o = {}) {
   const std::uint64_t failed = s.load_failures + s.coalesced_failures;
   if (attempts > 0 && detail::share(failed, attempts) > o.max_error_ratio) {
     std::string why = fmt::format("{} of {} computations threw", s.load_failures, computations);
-    if (refreshes > 0) fmt::format_to(std::back_inserter(why), " ({} were refreshes)", refreshes);
+    if (refreshes > 0) why += fmt::format(" ({} were refreshes)", refreshes);
     if (s.coalesced_failures > 0)
-      fmt::format_to(std::back_inserter(why), " ({} calls waiting for them failed with them)",
-                     s.coalesced_failures);
+      why += fmt::format(" ({} calls waiting for them failed with them)", s.coalesced_failures);
     if (s.stale_on_error > 0)
-      fmt::format_to(std::back_inserter(why), " ({} calls served stale instead)", s.stale_on_error);
+      why += fmt::format(" ({} calls served stale instead)", s.stale_on_error);
     return {K::failing, std::move(why)};
   }
   if (calls < o.min_requests)
@@ -182,8 +181,7 @@ inline std::string effectiveness_report(std::span<const NamedStats> all,
   std::string out;
   for (const auto& n : all) {
     const Verdict v = assess(n.stats, o);
-    fmt::format_to(std::back_inserter(out), "{:<{}}  {:<11}  {}\n", n.function, width,
-                   to_string(v.kind), v.reason);
+    out += fmt::format("{:<{}}  {:<11}  {}\n", n.function, width, to_string(v.kind), v.reason);
   }
   return out;
 }
@@ -237,11 +235,11 @@ inline std::string prometheus_text(std::span<const NamedStats> all,
   std::string out;
   auto family = [&](std::string_view name, std::string_view type, std::string_view help,
                     auto value_of) {
-    fmt::format_to(std::back_inserter(out), "# HELP {}_{} {}\n# TYPE {}_{} {}\n", metric_prefix,
-                   name, help, metric_prefix, name, type);
+    out += fmt::format("# HELP {}_{} {}\n# TYPE {}_{} {}\n", metric_prefix, name, help,
+                       metric_prefix, name, type);
     for (const auto& n : all)
-      fmt::format_to(std::back_inserter(out), "{}_{}{{function=\"{}\"}} {}\n", metric_prefix, name,
-                     detail::prometheus_label(n.function), value_of(n.stats));
+      out += fmt::format("{}_{}{{function=\"{}\"}} {}\n", metric_prefix, name,
+                         detail::prometheus_label(n.function), value_of(n.stats));
   };
   family("hits_total", "counter", "Calls served fresh from a store.",
          [](const Stats& s) { return s.hits; });

@@ -32,8 +32,9 @@ inline std::string encode_envelope(std::string_view key, std::uint64_t fingerpri
                                    std::string_view value) {
   std::string out;
   out.reserve(64 + key.size() + value.size());
-  fmt::format_to(std::back_inserter(out), "{} {:016x} {} {} {} {} ", kEnvelopeMagic, fingerprint,
-                 to_ms(s.written), to_ms(s.fresh_until), to_ms(s.expires), key.size());
+  // fmt::format, not fmt::format_to(std::back_inserter(out)): see detail::render_integer.
+  out += fmt::format("{} {:016x} {} {} {} {} ", kEnvelopeMagic, fingerprint, to_ms(s.written),
+                     to_ms(s.fresh_until), to_ms(s.expires), key.size());
   out += key;
   out += '\n';
   out += value;

@@ -205,23 +205,42 @@ inline void render_string(std::string& out, std::string_view s) {
   }
 }
 
+/// An integer in decimal. Not fmt::format_to(std::back_inserter(out), ...): that instantiates
+/// fmt's whole formatting engine (detail::vformat_to, floats included) in every translation unit
+/// that renders a key, about 80 KB of code and seconds of compile time per unit; fmt::format_int
+/// is a few lines, and fmt::format calls the engine compiled into libfmt.
+template <class T>
+void render_integer(std::string& out, T v) {
+  if constexpr (sizeof(T) <= sizeof(long long)) {
+    if constexpr (std::is_signed_v<T>) {
+      const fmt::format_int text{static_cast<long long>(v)};
+      out.append(text.data(), text.size());
+    } else {
+      const fmt::format_int text{static_cast<unsigned long long>(v)};
+      out.append(text.data(), text.size());
+    }
+  } else {
+    out += fmt::format("{}", v);  // __int128
+  }
+}
+
 template <class T>
 void render_part(std::string& out, const T& v) {
   if constexpr (std::is_same_v<T, bool>) {
     out += v ? "true" : "false";
   } else if constexpr (std::is_same_v<T, char> || std::is_same_v<T, signed char> ||
                        std::is_same_v<T, unsigned char>) {
-    fmt::format_to(std::back_inserter(out), "{}", static_cast<int>(v));
+    render_integer(out, static_cast<int>(v));
   } else if constexpr (std::is_floating_point_v<T>) {
     if (std::isnan(v)) {
       out += "nan";  // one spelling for every NaN, as part_equal treats them
     } else {
-      fmt::format_to(std::back_inserter(out), "{}", v);  // the shortest round-trip form
+      out += fmt::format("{}", v);  // the shortest round-trip form
     }
   } else if constexpr (std::is_arithmetic_v<T>) {
-    fmt::format_to(std::back_inserter(out), "{}", v);
+    render_integer(out, v);
   } else if constexpr (std::is_enum_v<T>) {
-    fmt::format_to(std::back_inserter(out), "{}", static_cast<std::underlying_type_t<T>>(v));
+    render_integer(out, static_cast<std::underlying_type_t<T>>(v));
   } else if constexpr (std::is_convertible_v<const T&, std::string_view>) {
     render_string(out, std::string_view{v});
   } else {
