@@ -555,12 +555,18 @@ class ShadowTuner {
     period_ = 10 * static_cast<std::uint64_t>(entries);
   }
 
+  /// Whether requests for `key` reach the shadows (the spatial sample): record() ignores the
+  /// others, and callers test this first so that the common case costs no call.
+  bool samples(std::uint32_t key) const noexcept {
+    std::uint64_t h = key * 0x9e3779b97f4a7c15ULL;
+    h ^= h >> 29;
+    return (h >> 48) < threshold_;
+  }
+
   /// One request for `key` (an entry of `weight`). True at the end of a period: `out` then holds
   /// the share, margin and history to use from now on.
   bool record(std::uint32_t key, std::uint64_t weight, Choice& out) noexcept {
-    std::uint64_t h = key * 0x9e3779b97f4a7c15ULL;
-    h ^= h >> 29;
-    if ((h >> 48) >= threshold_) return false;
+    if (!samples(key)) return false;
     for (FrequencySketch& sketch : sketches_) sketch.increment(key);
     bool hit[kShadows];
     for (std::size_t i = 0; i < kShadows; ++i) hit[i] = shadows_[i].request(key, weight, victims_);
@@ -722,6 +728,7 @@ class ShadowTuner {
 inline WTinyLfu::~WTinyLfu() = default;
 
 inline void WTinyLfu::record(const TinyLfuHook* n) noexcept {
+  if (!tuner_->samples(n->key_hash)) return;
   ShadowTuner::Choice choice{};
   if (!tuner_->record(n->key_hash, n->weight, choice)) return;
   margin_ = choice.margin;
