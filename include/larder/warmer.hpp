@@ -17,7 +17,8 @@
 // may store a text read before the write); either way an ID being warmed finishes (its entry is
 // written whole or not at all) and stop() returns only when no pump task is left. The destructor
 // is stop(cancel). stop() and wait_idle() throw std::logic_error when called from inside one of the
-// warmer's own warmings (they would wait for themselves).
+// warmer's own warmings (they would wait for themselves), and so does a blocking enqueue there that
+// finds the queue full with no other pump free to make room.
 #pragma once
 
 #include <chrono>
@@ -190,7 +191,10 @@ class Warmer {
   /// refresh wins over a fill) and nothing is added; an ID being warmed right now is queued again,
   /// so a warming that starts after this call always follows. When the queue is full: waits for
   /// room (OnFull::block) or returns false (OnFull::reject). Returns false after stop().
-  /// Must not be called from inside warm() with OnFull::block (it could wait for itself).
+  /// Called from inside one of this warmer's own warmings with OnFull::block and the queue full,
+  /// it waits only while another of its pumps is free to make room, and otherwise throws
+  /// std::logic_error (with workers = 1 it always does): it would wait for itself. With an
+  /// Executor of your own, a pump the executor has queued but not started counts as free.
   bool enqueue(const Id& id, WarmKind kind = WarmKind::refresh) {
     std::unique_lock lock{mutex_};
     for (;;) {
@@ -207,6 +211,19 @@ class Warmer {
       if (opts_.on_full == OnFull::reject) {
         ++rejected_;
         return false;
+      }
+      if (inside_own_warming()) {
+        // Only another pump can make room. If every other one is waiting here too (or there is
+        // none: workers = 1), waiting would never end.
+        if (pumps_ <= blocked_inside_ + 1)
+          throw std::logic_error(
+              "larder::Warmer::enqueue: called from inside one of its own warmings with the queue "
+              "full and no other worker free to make room, it would wait for itself (use "
+              "OnFull::reject, more workers or a larger capacity)");
+        ++blocked_inside_;
+        room_cv_.wait(lock);
+        --blocked_inside_;
+        continue;
       }
       room_cv_.wait(lock);
     }
@@ -335,12 +352,16 @@ class Warmer {
   /// Throws std::logic_error if this thread is running one of this warmer's pumps (`what` waits
   /// for them to end, so it would wait for itself).
   void refuse_inside_warming(const char* what) const {
-    for (const detail::PumpFrame* f = detail::pump_frames; f != nullptr; f = f->outer) {
-      if (f->warmer == this)
-        throw std::logic_error(std::string{"larder::Warmer::"} + what +
-                               ": called from inside one of its own warmings (the warm function "
-                               "or on_error), it would wait for itself");
-    }
+    if (inside_own_warming())
+      throw std::logic_error(std::string{"larder::Warmer::"} + what +
+                             ": called from inside one of its own warmings (the warm function "
+                             "or on_error), it would wait for itself");
+  }
+  /// Whether this thread is running one of this warmer's pumps.
+  bool inside_own_warming() const noexcept {
+    for (const detail::PumpFrame* f = detail::pump_frames; f != nullptr; f = f->outer)
+      if (f->warmer == this) return true;
+    return false;
   }
 
   /// Nothing queued or running; mutex_ held.
@@ -454,6 +475,7 @@ class Warmer {
   std::unordered_map<Id, WarmKind> queued_;  // the IDs in queue_, with what they are queued for
   std::size_t pumps_ = 0;                    // pump tasks submitted and not ended
   std::size_t running_ = 0;
+  std::size_t blocked_inside_ = 0;  // pumps waiting in enqueue for room (OnFull::block)
   bool stopping_ = false;
   std::uint64_t total_ = 0, done_ = 0, failed_ = 0, cancelled_ = 0, deduplicated_ = 0,
                 rejected_ = 0;
