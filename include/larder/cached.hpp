@@ -684,8 +684,20 @@ class Cached<Fn, detail::Signature<R, A...>> {
         // Another instance may have refreshed it a moment ago (and released the lock): its value
         // is then in the shared tier, fresh and newer than this memory copy. Take it instead of
         // computing again, or every instance would recompute the key once per fresh_for window,
-        // one after another.
-        if (auto fresh = refreshed_elsewhere(call, stale)) {
+        // one after another. If the read throws (std::bad_alloc, a store's exception other than
+        // StoreError), the lock is released at once rather than held until its lease, and the
+        // flight ends with that exception, which its waiters get; it then propagates. (Not an
+        // optional assigned inside a try: GCC 12's -Wmaybe-uninitialized fires on that.)
+        auto fresh = [&] {
+          try {
+            return refreshed_elsewhere(call, stale);
+          } catch (...) {
+            unlock_remote(*lock, call.key);
+            fail_pending(*leader);
+            throw;
+          }
+        }();
+        if (fresh) {
           RemoteUnlock unlock{this, lock, call.key};
           leader->complete(fresh->value, fresh->stamps);
           hits_.add();  // answered from the shared tier without running fn
