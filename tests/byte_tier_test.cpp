@@ -4,11 +4,18 @@
 #include <cstdint>
 #include <future>
 #include <larder/larder.hpp>
+#include <larder/tiered_store.hpp>
+#include <new>
+#include <optional>
+#include <stdexcept>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include "support/catch.hpp"
 #include "support/counting_fn.hpp"
+#include "support/gate.hpp"
 #include "support/map_byte_store.hpp"
 
 using namespace std::chrono_literals;
@@ -306,4 +313,72 @@ TEST_CASE("A stale memory copy another instance already refreshed is taken from 
   CHECK(b(1).source() == larder::Source::memory);  // and keeps it in its memory tier
   // The lock b took to refresh was released: a later refresh by a is not kept waiting.
   CHECK(shared.try_lock(b.key(1) + ":#lock", "probe", 1min));
+}
+
+namespace {
+/// A byte store over `inner` whose next get(), once armed, waits at `gate` and throws
+/// std::bad_alloc (what a store's allocation of the bytes read may throw: not a StoreError).
+class OutOfMemoryGet final : public larder::ByteStore {
+ public:
+  explicit OutOfMemoryGet(MapByteStore& inner) : inner_{inner} {}
+  std::optional<std::string> get(std::string_view key) override {
+    if (fail_next_get.exchange(false)) {
+      gate.pass();
+      throw std::bad_alloc();
+    }
+    return inner_.get(key);
+  }
+  void set(std::string_view key, std::string_view bytes, std::chrono::milliseconds ttl) override {
+    inner_.set(key, bytes, ttl);
+  }
+  void erase(std::string_view key) override { inner_.erase(key); }
+  bool try_lock(std::string_view key, std::string_view token,
+                std::chrono::milliseconds lease) override {
+    return inner_.try_lock(key, token, lease);
+  }
+  bool unlock(std::string_view key, std::string_view token) override {
+    return inner_.unlock(key, token);
+  }
+  std::atomic<bool> fail_next_get{false};
+  larder::testing::Gate gate;
+
+ private:
+  MapByteStore& inner_;
+};
+}  // namespace
+
+TEST_CASE("A stale memory copy whose shared-tier re-read throws releases the lock and the flight",
+          "[bytes][freshness][failure]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  OutOfMemoryGet oom{shared};
+  larder::MemoryStore l1;
+  larder::TieredStore tiered{l1, oom};
+  CountingFn fn;
+  larder::Cached c{
+      tiered, "T", "f", wrap(fn), {.ttl = 24h, .fresh_for = 1h, .cold_wait = 60s, .clock = &clock}};
+  CHECK(*c(1) == 10);
+  clock.advance(2h);  // the memory copy is stale: the next call takes the shared tier's lock and
+                      // reads the shared tier again (another instance may have refreshed it)
+  oom.gate.close();
+  oom.fail_next_get = true;
+  auto refresher = std::async(std::launch::async, [&] { return c(1); });
+  oom.gate.wait_inside(1);  // in that re-read, holding the lock and leading the key's flight
+  l1.clear();               // so that the next caller finds nothing and joins that flight
+  auto waiter = std::async(std::launch::async, [&] { return c(1); });
+  while (c.stats().waiting == 0) std::this_thread::sleep_for(1ms);
+  oom.gate.open();
+  CHECK_THROWS_AS(refresher.get(), std::bad_alloc);
+  // The flight ended with the re-read's exception (not "computation abandoned")...
+  CHECK_THROWS_AS(waiter.get(), std::bad_alloc);
+  CHECK(c.stats().coalesced_failures == 1);
+  // ...and the lock is free at once, not held until its lease (lock_lease, 30 s) runs out.
+  const bool lock_free = shared.try_lock(c.key(1) + ":#lock", "probe", 1min);
+  CHECK(lock_free);
+  if (lock_free) CHECK(shared.unlock(c.key(1) + ":#lock", "probe"));
+  CHECK(fn.calls == 1);
+  fn.offset = 1;
+  auto r = c(1);  // the key is free in this process and across processes: it is computed at once
+  CHECK(*r == 11);
+  CHECK(r.source() == larder::Source::computed);
 }

@@ -18,6 +18,7 @@
 
 #include "support/catch.hpp"
 #include "support/counting_fn.hpp"
+#include "support/gate.hpp"
 #include "support/manual_executor.hpp"
 #include "support/map_byte_store.hpp"
 #include "support/teardown.hpp"
@@ -496,4 +497,82 @@ TEST_CASE("get_many computes the other keys when a stale key's refresh fails, th
   CHECK(calls == 3);                         // key 2 was computed all the same
   CHECK(c(2).source() == Source::memory);    // and stored
   CHECK(c(1).source() == Source::computed);  // the failed stale entry was dropped
+}
+
+namespace {
+/// The counters in which Stats promises each call (each distinct key of a get_many) is counted
+/// exactly once.
+std::uint64_t calls_counted(const larder::Stats& s) {
+  return s.hits + s.stale_serves + s.misses + s.coalesced + s.coalesced_failures +
+         s.cold_rejections;
+}
+
+/// Waits until a get_many running in `bulk` waits for another caller's computation, or returns.
+template <class C, class Future>
+void until_waiting_or_done(const C& c, Future& bulk) {
+  while (c.stats().waiting == 0 && bulk.wait_for(1ms) != std::future_status::ready) {
+  }
+}
+}  // namespace
+
+TEST_CASE("get_many waits for and counts the keys it joined when another of its keys fails",
+          "[review][bulk][stats]") {
+  larder::MemoryStore store;
+  larder::testing::Gate gate;
+  auto fn = [&gate](std::int64_t id) -> std::int64_t {
+    if (id == 1) gate.pass();
+    if (id == 2) throw std::runtime_error("database down");
+    return id * 10;
+  };
+  larder::Cached c{store, "T", "f", fn, {.cold_wait = 60s}};
+  gate.close();
+  auto single = std::async(std::launch::async, [&] { return *c(1); });
+  gate.wait_inside(1);  // the single call leads key 1 and is held inside fn: counted (a miss)
+  const std::uint64_t before = calls_counted(c.stats());
+  auto bulk = std::async(std::launch::async, [&] {
+    return c.get_many(std::vector<std::int64_t>{1, 2, 1, 3});
+  });
+  // get_many computes 2 (which throws) and 3, then waits for 1, which the single call computes.
+  until_waiting_or_done(c, bulk);
+  gate.open();
+  CHECK_THROWS_WITH(bulk.get(), "database down");
+  CHECK(single.get() == 10);
+  const auto s = c.stats();
+  CHECK(calls_counted(s) - before == 3);  // keys 1, 2 and 3, each once
+  CHECK(s.coalesced == 1);                // key 1, answered by the single call
+  CHECK(s.misses == 3);                   // the single call, keys 2 and 3
+  CHECK(s.waiting == 0);
+}
+
+TEST_CASE("get_many waits for and counts every key it joined when a joined computation fails",
+          "[review][bulk][stats]") {
+  larder::MemoryStore store;
+  larder::testing::Gate gate;
+  auto fn = [&gate](std::int64_t id) -> std::int64_t {
+    if (id == 1 || id == 3) gate.pass();
+    if (id == 1) throw std::runtime_error("database down");
+    return id * 10;
+  };
+  larder::Cached c{store, "T", "f", fn, {.cold_wait = 60s}};
+  gate.close();
+  auto one = std::async(std::launch::async, [&] { return *c(1); });
+  auto three = std::async(std::launch::async, [&] { return *c(3); });
+  gate.wait_inside(2);  // single calls lead keys 1 and 3, held inside fn
+  const std::uint64_t before = calls_counted(c.stats());
+  auto bulk = std::async(std::launch::async, [&] {
+    return c.get_many(std::vector<std::int64_t>{1, 3, 2, 3});
+  });
+  // get_many computes 2, then waits for 1 (whose computation throws) and for 3.
+  until_waiting_or_done(c, bulk);
+  gate.open();
+  CHECK_THROWS_WITH(bulk.get(), "database down");
+  CHECK_THROWS_WITH(one.get(), "database down");
+  CHECK(three.get() == 30);
+  const auto s = c.stats();
+  CHECK(calls_counted(s) - before == 3);  // keys 1, 2 and 3, each once
+  CHECK(s.coalesced_failures == 1);       // key 1: its computation threw
+  CHECK(s.coalesced == 1);                // key 3, answered by the single call
+  CHECK(s.misses == 3);                   // the single calls, key 2
+  CHECK(s.waiting == 0);
+  CHECK(c(3).source() == Source::memory);
 }

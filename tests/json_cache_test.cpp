@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <larder/json_cache.hpp>
 #include <larder/larder.hpp>
@@ -662,4 +663,77 @@ TEST_CASE("JsonCache: warming serves no bytes; only get and get_many count bytes
   const auto text = foos.get(2);
   REQUIRE(text);
   CHECK(foos.stats().bytes_served == text->size());
+}
+
+namespace shop {
+struct Tag {
+  std::string name;
+  int uses = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Tag, name, uses)
+
+/// A repository of tags keyed by their name, as a std::string or a std::string_view.
+template <class IdT>
+struct TagRepository {
+  using entity_type = Tag;
+  using id_type = IdT;
+  std::map<std::string, Tag, std::less<>> rows;
+  std::atomic<int> calls{0};
+  std::vector<Tag> get_many(std::span<const IdT> ids) {
+    ++calls;
+    std::vector<Tag> out;
+    for (const auto& id : ids)
+      if (auto it = rows.find(std::string_view{id}); it != rows.end()) out.push_back(it->second);
+    return out;
+  }
+  IdT id_of(const Tag& t) const { return IdT{t.name}; }
+};
+}  // namespace shop
+
+TEST_CASE("JsonCache: a null const char* ID is refused with std::invalid_argument", "[json]") {
+  // Converting a null char pointer to the Id is undefined (std::string_view) or libstdc++'s
+  // std::logic_error (std::string): JsonCache refuses it as an invalid ID, before any work.
+  larder::MemoryStore store;
+  const char* null = nullptr;
+
+  shop::TagRepository<std::string> owned_repo;
+  owned_repo.rows["ada"] = shop::Tag{"ada", 3};
+  larder::JsonCache<shop::Tag, std::string> owned{store, "Tag", owned_repo};
+  CHECK_THROWS_AS(owned.get(null), std::invalid_argument);
+  CHECK_THROWS_WITH(owned.get(null),
+                    Catch::Contains("'Tag'") && Catch::Contains("null const char*"));
+  CHECK_THROWS_AS(owned.refresh(null), std::invalid_argument);
+  CHECK_THROWS_AS(owned.invalidate(null), std::invalid_argument);
+  CHECK_THROWS_AS(owned.written(null), std::invalid_argument);
+  CHECK_THROWS_AS(owned.key(null), std::invalid_argument);
+  CHECK_THROWS_AS(owned.warm(null, larder::WarmKind::fill), std::invalid_argument);
+  CHECK_THROWS_AS(owned.cancelled(null, larder::WarmKind::refresh), std::invalid_argument);
+  CHECK(owned_repo.calls == 0);
+  CHECK(owned.stats().cache.requests() == 0);
+  CHECK(owned.stats().writes == 0);
+  const char* ada = "ada";
+  CHECK(owned.get(ada)->view() == R"({"name":"ada","uses":3})");
+  CHECK(owned.key(ada) == owned.key("ada"));
+  CHECK(owned.key(ada) == "larder:v1:Tag:json:ada");
+
+  shop::TagRepository<std::string_view> view_repo;
+  view_repo.rows["bob"] = shop::Tag{"bob", 4};
+  larder::JsonCache<shop::Tag, std::string_view> viewed{store, "Tag", view_repo};
+  CHECK_THROWS_AS(viewed.get(null), std::invalid_argument);
+  CHECK_THROWS_WITH(viewed.get(null),
+                    Catch::Contains("'Tag'") && Catch::Contains("null const char*"));
+  CHECK_THROWS_AS(viewed.refresh(null), std::invalid_argument);
+  CHECK_THROWS_AS(viewed.invalidate(null), std::invalid_argument);
+  // (No written(): it may enqueue on a Warmer, whose queue keeps IDs, so it needs an owning Id.)
+  CHECK_THROWS_AS(viewed.key(null), std::invalid_argument);
+  CHECK_THROWS_AS(viewed.warm(null, larder::WarmKind::fill), std::invalid_argument);
+  CHECK_THROWS_AS(viewed.cancelled(null, larder::WarmKind::refresh), std::invalid_argument);
+  CHECK(view_repo.calls == 0);
+  CHECK(viewed.stats().cache.requests() == 0);
+  const char* bob = "bob";
+  CHECK(viewed.get(bob)->view() == R"({"name":"bob","uses":4})");
+  CHECK(viewed.get("bob").has_value());
+  CHECK(viewed.stats().cache.hits == 1);
+  CHECK_FALSE(viewed.get(std::string_view{"nobody"}).has_value());
+  CHECK_THROWS_AS(viewed.get(std::string_view{}), std::invalid_argument);  // empty, as before
 }

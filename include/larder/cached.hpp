@@ -354,9 +354,11 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// is awaited (its value polled from the shared tier, one get_many per Options::lock_poll) rather
   /// than computed again, and fails with ColdCacheError per Options::on_cold and cold_wait; one
   /// whose holder gave up without a value is computed here.
-  /// Failure: if fn throws for a key, the other keys are still computed and stored, then the first
-  /// exception propagates (nothing is stored for the failing key). ColdCacheError as for a single
-  /// call, per Options::on_cold. Store errors are counted and never thrown.
+  /// Failure: if fn throws for a key, the other keys are still computed and stored, and the keys
+  /// joined from concurrent calls are still waited for (each counted in stats() as a single call
+  /// waiting for it would be), then the first exception propagates (nothing is stored for the
+  /// failing key). ColdCacheError as for a single call, per Options::on_cold. Store errors are
+  /// counted and never thrown.
   /// Example:
   ///   std::vector<Author> authors = ...;
   ///   auto lists = top_book_ids.get_many(authors, 10);  // lists[i] is top_book_ids(authors[i],
@@ -682,8 +684,20 @@ class Cached<Fn, detail::Signature<R, A...>> {
         // Another instance may have refreshed it a moment ago (and released the lock): its value
         // is then in the shared tier, fresh and newer than this memory copy. Take it instead of
         // computing again, or every instance would recompute the key once per fresh_for window,
-        // one after another.
-        if (auto fresh = refreshed_elsewhere(call, stale)) {
+        // one after another. If the read throws (std::bad_alloc, a store's exception other than
+        // StoreError), the lock is released at once rather than held until its lease, and the
+        // flight ends with that exception, which its waiters get; it then propagates. (Not an
+        // optional assigned inside a try: GCC 12's -Wmaybe-uninitialized fires on that.)
+        auto fresh = [&] {
+          try {
+            return refreshed_elsewhere(call, stale);
+          } catch (...) {
+            unlock_remote(*lock, call.key);
+            fail_pending(*leader);
+            throw;
+          }
+        }();
+        if (fresh) {
           RemoteUnlock unlock{this, lock, call.key};
           leader->complete(fresh->value, fresh->stamps);
           hits_.add();  // answered from the shared tier without running fn
@@ -1444,10 +1458,19 @@ class Cached<Fn, detail::Signature<R, A...>> {
       bulk_compute(entities, loader, held, led, out, first_error);
     }  // the locks are released here, their values stored
     if (!awaited.empty()) await_remote(entities, loader, held, awaited, out, now, first_error);
-    if (first_error) std::rethrow_exception(first_error);
 
-    // 5. Wait for the keys other callers compute, then copy the duplicates.
-    for (auto& [m, flight] : joined) out[m->index].emplace(wait_for_other(m->call, *flight, now));
+    // 5. Wait for the keys other callers compute, every one of them even when a key failed above
+    //    or one of these waits throws: wait_for_other counts each (coalesced, coalesced failure or
+    //    cold rejection), so every key of the call is counted once. Then rethrow the first failure,
+    //    or copy the duplicates.
+    for (auto& [m, flight] : joined) {
+      try {
+        out[m->index].emplace(wait_for_other(m->call, *flight, now));
+      } catch (...) {
+        if (!first_error) first_error = std::current_exception();
+      }
+    }
+    if (first_error) std::rethrow_exception(first_error);
     for (auto [i, from] : duplicates) out[i].emplace(*out[from]);
 
     std::vector<result_type> results;

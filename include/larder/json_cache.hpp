@@ -26,6 +26,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <unordered_map>
 #include <utility>
@@ -132,8 +133,9 @@ struct JsonCacheStats {
 ///
 /// Failure: the repository (or the serializer) throws → the exception reaches the caller and the
 /// cache is left as it was. A store failure (Redis down) is counted in stats().cache.store_errors
-/// and the text is computed and returned anyway. An invalid ID (negative integer, empty string)
-/// throws std::invalid_argument before anything else happens.
+/// and the text is computed and returned anyway. An invalid ID (negative integer, empty string, a
+/// null const char* for a std::string or std::string_view Id) throws std::invalid_argument before
+/// anything else happens.
 ///
 /// Example:
 ///   larder::MemoryStore store{{.max_entries = 10'000, .max_weight = 512 << 20}};
@@ -143,6 +145,11 @@ struct JsonCacheStats {
 ///   auto list = foos.get_many(ids);   // list.text is a JSON array
 template <class Entity, class Id = std::int64_t>
 class JsonCache {
+  /// An ID argument of type U that the null-checking overloads below take: a char pointer for a
+  /// std::string or std::string_view Id.
+  template <class U>
+  static constexpr bool c_string_id = detail::converts_c_string<std::tuple<Id>, U>::value;
+
  public:
   using entity_type = Entity;
   using id_type = Id;
@@ -197,6 +204,34 @@ class JsonCache {
     auto text = lookup(id);
     if (text) bytes_served_.fetch_add(text->size(), std::memory_order_relaxed);
     return text;
+  }
+
+  /// The members that take an ID, given a char pointer for a std::string or std::string_view Id:
+  /// converting a null one is undefined (std::string throws std::logic_error), and happens before
+  /// the member runs, so these overloads take the pointer as it is, throw std::invalid_argument
+  /// for a null one (as Cached does), then convert.
+  template <class U>
+  requires(c_string_id<U>) std::optional<JsonText> get(const U& id) {
+    return get(id_from_c_string(id));
+  }
+  template <class U>
+  requires(c_string_id<U>) std::optional<JsonText> refresh(const U& id) {
+    return refresh(id_from_c_string(id));
+  }
+  template <class U>
+  requires(c_string_id<U>) void invalidate(const U& id) { invalidate(id_from_c_string(id)); }
+  template <class U>
+  requires(c_string_id<U>) void written(const U& id) { written(id_from_c_string(id)); }
+  template <class U>
+  requires(c_string_id<U>) std::string key(const U& id)
+  const { return key(id_from_c_string(id)); }
+  template <class U>
+  requires(c_string_id<U>) void warm(const U& id, WarmKind kind) {
+    warm(id_from_c_string(id), kind);
+  }
+  template <class U>
+  requires(c_string_id<U>) void cancelled(const U& id, WarmKind kind) {
+    cancelled(id_from_c_string(id), kind);
   }
 
   /// One JSON array of the entities' texts, in the order of `ids` (duplicates repeated; IDs the
@@ -427,6 +462,15 @@ class JsonCache {
   void forget_absent(const Id& id, Source source) {
     not_found_.fetch_add(1, std::memory_order_relaxed);
     if (source == Source::memory || source == Source::remote) cached_.invalidate(id);
+  }
+
+  /// The Id of a char pointer (see the overloads that take one); std::invalid_argument if null.
+  template <class U>
+  Id id_from_c_string(const U& id) const {
+    if (id == nullptr)
+      throw std::invalid_argument("larder::JsonCache '" + model_ +
+                                  "': an ID must not be a null const char* (pass a string)");
+    return static_cast<Id>(id);
   }
 
   void check_id(const Id& id) const {
