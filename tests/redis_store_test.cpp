@@ -1211,6 +1211,78 @@ TEST_CASE("While an invalidation is pending, reads and writes fail rather than p
   CHECK_FALSE(v.has_value());  // never "old"
 }
 
+TEST_CASE("A lock a failed call may hold is released once Redis answers, not held for its lease",
+          "[redis][lock][failure]") {
+  // A SET NX sent to a frozen Redis times out; Redis applies it once thawed, and nobody would
+  // release the lock before its lease (an hour here): other instances would wait for it. Likewise
+  // an unlock that could not be sent (breaker open). The store releases each, with the owner-only
+  // script, as soon as Redis answers, with no further call from the caller.
+  RedisServer server;
+  Log log;
+  larder::RedisStore store{breaker_options(server.port(), log)};
+  auto raw = server.client();
+  raw.command({"CONFIG", "RESETSTAT"});
+  store.ping();
+  auto released = [&](std::initializer_list<std::string_view> keys) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto held = [&] {
+      for (auto k : keys)
+        if (raw.command({"EXISTS", k}) != "0") return true;
+      return store.stats().lock_releases_pending != 0;
+    };
+    while (held() && elapsed_since(t0) < 20s) std::this_thread::sleep_for(5ms);
+    return !held();
+  };
+
+  SECTION("try_lock: its SET NX applied, its reply lost") {
+    server.freeze();
+    CHECK_THROWS_AS(store.try_lock("lost", "mine", 1h), larder::StoreError);  // times out
+    server.thaw();
+    CHECK(store.stats().lock_releases_deferred == 1);
+    CHECK(released({"lost"}));
+    CHECK(raw.calls("set") == 1);  // it was applied: the release, not Redis, ended it
+    CHECK(store.stats().lock_releases_retried == 1);
+  }
+  SECTION("try_lock_many: the pipeline applied, its replies lost") {
+    server.freeze();
+    const std::vector<std::string> keys{"lostA", "lostB"};
+    CHECK_THROWS_AS(store.try_lock_many(keys, "mine", 1h), larder::StoreError);
+    server.thaw();
+    CHECK(store.stats().lock_releases_deferred == 2);
+    CHECK(released({"lostA", "lostB"}));
+    CHECK(raw.calls("set") == 2);
+    CHECK(store.stats().lock_releases_retried == 2);
+  }
+  SECTION("unlock with the breaker open") {
+    REQUIRE(store.try_lock("held", "mine", 1h));
+    server.freeze();
+    CHECK_THROWS_AS(store.get("other"), larder::StoreError);  // times out: the breaker opens
+    // Refused by the open breaker (or, after a stall past the cool-down, sent and timed out).
+    CHECK_THROWS_WITH(store.unlock("held", "mine"), Catch::Contains("retried"));
+    server.thaw();
+    CHECK(store.stats().lock_releases_deferred == 1);
+    CHECK(released({"held"}));
+  }
+  SECTION("never another's lock") {
+    server.freeze();
+    CHECK_THROWS_AS(store.try_lock("taken", "mine", 1h), larder::StoreError);
+    server.thaw();
+    // Another process holds it now (this caller's lease ran out, say): the release leaves it.
+    raw.command({"SET", "taken", "thief"});
+    const auto t0 = std::chrono::steady_clock::now();
+    while (store.stats().lock_releases_pending != 0 && elapsed_since(t0) < 20s)
+      std::this_thread::sleep_for(5ms);
+    CHECK(store.stats().lock_releases_pending == 0);
+    CHECK(raw.command({"GET", "taken"}) == "thief");
+  }
+  // An attempt that was not sent (no connection) leaves nothing to release.
+  server.kill();
+  larder::RedisStore down{breaker_options(server.port(), log)};
+  CHECK_THROWS_AS(down.try_lock("refused", "mine", 1h), larder::StoreError);
+  CHECK_THROWS_AS(down.unlock("refused", "mine"), larder::StoreError);  // but a release is kept
+  CHECK(down.stats().lock_releases_deferred == 1);
+}
+
 TEST_CASE("A breaker_cooldown too long for the clock keeps the breaker open; nothing overflows",
           "[redis][failure]") {
   // breaker_cooldown = milliseconds::max() (or centuries): "once open, stay open". The reopen time
