@@ -131,6 +131,57 @@ TEST_CASE("An allocation failing in a failed lock call or unlock is thrown, neve
   }
 }
 
+TEST_CASE("An invalidation that runs out of memory is remembered, or counted as dropped",
+          "[redis][invalidation][oom]") {
+  // DEL is refused (an error reply), so erase() remembers the key (defer()), which allocates. The
+  // n-th allocation of the call fails, for every n the call reaches: a StoreError means the DEL is
+  // pending; a std::bad_alloc means it is pending, or counted as dropped (and logged), or was never
+  // sent: never lost without a trace.
+  std::mutex mutex;
+  int dels = 0;
+  larder::testing::FakeRedis fake{
+      [&](std::size_t, const std::vector<std::string>& argv) -> std::optional<std::string> {
+        if (argv[0] == "PING") return "+PONG\r\n";
+        std::lock_guard lock{mutex};
+        if (argv[0] == "DEL") ++dels;
+        return "-ERR failing\r\n";
+      }};
+  auto o = options(fake.port());
+  o.breaker_failures = 1000;  // every call goes to the server
+  int tried = 0;
+  for (int n = 0; n < 1000; ++n) {
+    INFO("allocation " << n << " of erase() fails");
+    larder::RedisStore store{o};
+    store.ping();
+    {
+      std::lock_guard lock{mutex};
+      dels = 0;
+    }
+    bool store_error = false;
+    bool bad_alloc = false;
+    allocations_before_failure = n;
+    try {
+      store.erase("k");
+    } catch (const larder::StoreError&) {
+      store_error = true;
+    } catch (const std::bad_alloc&) {
+      bad_alloc = true;
+    }
+    const bool reached = allocations_before_failure < 0;
+    allocations_before_failure = -1;
+    const auto s = store.stats();
+    CHECK((store_error || bad_alloc));
+    if (store_error) CHECK(s.invalidations_pending == 1);
+    if (bad_alloc && s.invalidations_pending == 0 && s.invalidations_dropped == 0) {
+      std::lock_guard lock{mutex};
+      CHECK(dels == 0);
+    }
+    if (!reached) break;
+    ++tried;
+  }
+  CHECK(tried >= 1);
+}
+
 #ifndef LARDER_NO_THREAD_INTERPOSITION
 
 namespace {

@@ -49,6 +49,7 @@
 #include <condition_variable>
 #include <limits>
 #include <mutex>
+#include <new>
 #include <numeric>
 #include <stdexcept>
 #include <thread>
@@ -543,8 +544,36 @@ struct RedisStore::Impl {
       settle("PUBLISH");
       send_publish(channel, message);
     } catch (const StoreError& e) {
-      throw StoreError(defer(std::string{message}, true, e.what()));
+      std::string item;
+      try {
+        item.assign(message);
+      } catch (...) {
+        dropped_for_memory();
+        throw;
+      }
+      throw StoreError(defer(std::move(item), true, e.what()));
+    } catch (const std::bad_alloc&) {
+      // As erase(): remembered if memory allows, else counted as dropped; the std::bad_alloc goes
+      // on.
+      std::string item;
+      try {
+        item.assign(message);
+      } catch (...) {
+        dropped_for_memory();
+        throw;
+      }
+      defer(std::move(item), true, "out of memory");
+      throw;
     }
+  }
+
+  /// An invalidation that could not be remembered for want of memory: counted as dropped and
+  /// logged; the caller's std::bad_alloc goes on (Cached reports it as a store error).
+  void dropped_for_memory() noexcept {
+    dropped.fetch_add(1, std::memory_order_relaxed);
+    log(LogLevel::error,
+        "larder::RedisStore: out of memory: an invalidation was NOT applied and will NOT be "
+        "retried; the old value stays in Redis until its TTL");
   }
 
   /// Sends the pending invalidations (one DEL for all the keys, then one PUBLISH per message)
@@ -601,7 +630,10 @@ struct RedisStore::Impl {
 
   /// Remembers a DEL (a full key) or a PUBLISH (`message`) that could not be sent because of
   /// `why`; returns what to throw: it says the invalidation was NOT applied, and whether it will be
-  /// retried or was dropped (over max_pending_invalidations).
+  /// retried or was dropped (over max_pending_invalidations). Out of memory it throws
+  /// std::bad_alloc: if the item could not be remembered, counted as dropped and logged
+  /// (dropped_for_memory()); if only the text could not be made, the item is pending and will be
+  /// sent.
   std::string defer(std::string item, bool message, std::string_view why) {
     const std::string_view what = message ? "message" : "DEL";
     std::size_t n = 0;
@@ -609,15 +641,26 @@ struct RedisStore::Impl {
       std::lock_guard lock{pending_mutex};
       auto& set = message ? pending_messages : pending_keys;
       if (set.size() >= opts.max_pending_invalidations && !set.contains(item)) {
+        std::string text;
+        try {
+          text = fmt::format(
+              "{}; the invalidation ({}) was NOT applied and will NOT be retried: {} are pending "
+              "already (max_pending_invalidations); the old value stays in Redis until its TTL",
+              why, what, set.size());
+        } catch (...) {
+          dropped_for_memory();
+          throw;
+        }
         dropped.fetch_add(1, std::memory_order_relaxed);
-        std::string text = fmt::format(
-            "{}; the invalidation ({}) was NOT applied and will NOT be retried: {} are pending "
-            "already (max_pending_invalidations); the old value stays in Redis until its TTL",
-            why, what, set.size());
         log(LogLevel::error, text);
         return text;
       }
-      set.insert(std::move(item));
+      try {
+        set.insert(std::move(item));
+      } catch (...) {
+        dropped_for_memory();
+        throw;
+      }
       n = pending_keys.size() + pending_messages.size();
       pending_now.store(n, std::memory_order_relaxed);
       pending_any.store(true, std::memory_order_release);
@@ -916,6 +959,11 @@ void RedisStore::erase(std::string_view key) {
     });
   } catch (const StoreError& e) {
     throw StoreError(impl_->defer(std::move(full), false, e.what()));
+  } catch (const std::bad_alloc&) {
+    // Out of memory during the call (building its error, say): the DEL may not have been applied.
+    // Remembered if memory allows (else counted as dropped); the caller gets the std::bad_alloc.
+    impl_->defer(std::move(full), false, "out of memory");
+    throw;
   }
 }
 
