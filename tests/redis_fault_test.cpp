@@ -80,6 +80,108 @@ TEST_CASE("An allocation failing anywhere in a call never loses the connection's
   }
 }
 
+TEST_CASE("An allocation failing in a failed lock call or unlock is thrown, never std::terminate",
+          "[redis][lock][oom]") {
+  // SET NX and the unlock script are refused (error replies): each call fails after its command
+  // was sent, and the store remembers its lock for a later release (defer_unlocks, noexcept), which
+  // allocates. The n-th allocation of the call fails, for every n the call reaches: the call
+  // throws StoreError or std::bad_alloc, the process goes on, and the pool keeps its slot.
+  larder::testing::FakeRedis fake{
+      [](std::size_t, const std::vector<std::string>& argv) -> std::optional<std::string> {
+        if (argv[0] == "PING") return "+PONG\r\n";
+        return "-ERR failing\r\n";
+      }};
+  for (const std::string_view call : {"try_lock", "try_lock_many", "unlock"}) {
+    auto o = options(fake.port());
+    o.pool_size = 1;
+    o.pool_wait_timeout = 20ms;
+    o.breaker_failures = 1000;  // every call goes to the server
+    int tried = 0;
+    for (int n = 0; n < 1000; ++n) {
+      INFO(call << "; allocation " << n << " of the call fails");
+      larder::RedisStore store{o};
+      store.ping();
+      const std::vector<std::string> keys{"A", "B"};
+      bool other = false;
+      allocations_before_failure = n;
+      try {
+        if (call == "try_lock")
+          (void)store.try_lock("L", "mine", 10s);
+        else if (call == "try_lock_many")
+          (void)store.try_lock_many(keys, "mine", 10s);
+        else
+          (void)store.unlock("L", "mine");
+      } catch (const larder::StoreError&) {
+      } catch (const std::bad_alloc&) {
+      } catch (...) {
+        other = true;
+      }
+      const bool reached = allocations_before_failure < 0;
+      allocations_before_failure = -1;
+      CHECK_FALSE(other);
+      CHECK_NOTHROW(store.ping());
+      CHECK(store.stats().pool_timeouts == 0);
+      if (!reached) {
+        CHECK(store.stats().lock_releases_deferred >= 1);  // with memory: remembered
+        break;
+      }
+      ++tried;
+    }
+    CHECK(tried >= 1);
+  }
+}
+
+TEST_CASE("An invalidation that runs out of memory is remembered, or counted as dropped",
+          "[redis][invalidation][oom]") {
+  // DEL is refused (an error reply), so erase() remembers the key (defer()), which allocates. The
+  // n-th allocation of the call fails, for every n the call reaches: a StoreError means the DEL is
+  // pending; a std::bad_alloc means it is pending, or counted as dropped (and logged), or was never
+  // sent: never lost without a trace.
+  std::mutex mutex;
+  int dels = 0;
+  larder::testing::FakeRedis fake{
+      [&](std::size_t, const std::vector<std::string>& argv) -> std::optional<std::string> {
+        if (argv[0] == "PING") return "+PONG\r\n";
+        std::lock_guard lock{mutex};
+        if (argv[0] == "DEL") ++dels;
+        return "-ERR failing\r\n";
+      }};
+  auto o = options(fake.port());
+  o.breaker_failures = 1000;  // every call goes to the server
+  int tried = 0;
+  for (int n = 0; n < 1000; ++n) {
+    INFO("allocation " << n << " of erase() fails");
+    larder::RedisStore store{o};
+    store.ping();
+    {
+      std::lock_guard lock{mutex};
+      dels = 0;
+    }
+    bool store_error = false;
+    bool bad_alloc = false;
+    allocations_before_failure = n;
+    try {
+      store.erase("k");
+    } catch (const larder::StoreError&) {
+      store_error = true;
+    } catch (const std::bad_alloc&) {
+      bad_alloc = true;
+    }
+    const bool reached = allocations_before_failure < 0;
+    allocations_before_failure = -1;
+    const auto s = store.stats();
+    CHECK((store_error || bad_alloc));
+    if (store_error) CHECK(s.invalidations_pending == 1);
+    if (bad_alloc && s.invalidations_pending == 0 && s.invalidations_dropped == 0) {
+      std::lock_guard lock{mutex};
+      CHECK(dels == 0);
+    }
+    if (!reached) break;
+    ++tried;
+  }
+  CHECK(tried >= 1);
+}
+
 #ifndef LARDER_NO_THREAD_INTERPOSITION
 
 namespace {

@@ -51,6 +51,22 @@ bool eventually(F&& cond, std::chrono::milliseconds limit = 10s) {
   return true;
 }
 
+/// Runs round(), which returns how long what it bounds took, until a run is within `bound`, at
+/// most three times. A loaded machine may stall one run past the bound; what hangs, or waits longer
+/// than the bound by design, is past it every time. The bound itself is never widened.
+template <class Round>
+void within_bound_once(std::chrono::milliseconds bound, Round&& round) {
+  std::string took;
+  bool within = false;
+  for (int run = 0; run < 3 && !within; ++run) {
+    const std::chrono::milliseconds t = round();
+    took += (took.empty() ? "" : ", ") + std::to_string(t.count()) + " ms";
+    within = t < bound;
+  }
+  INFO("took " << took << "; bound " << bound.count() << " ms");
+  CHECK(within);
+}
+
 /// One service instance: its own L1, its own Redis connection(s) and bus, one cached function.
 struct Instance {
   Instance(int port, const std::string& prefix, larder::TieredOptions t = {},
@@ -287,42 +303,49 @@ TEST_CASE("Destroying instances never hangs: Redis down, frozen, or never there"
           "[redis][invalidation][failure]") {
   const larder::RedisOptions quick{.connect_timeout = 200ms, .command_timeout = 200ms};
   SECTION("Redis killed while subscribed") {
-    RedisServer server;
-    auto a = std::make_unique<Instance>(server.port(), "inv8", larder::TieredOptions{}, quick);
-    REQUIRE(eventually([&] { return a->subscribed(); }));
-    server.kill();
-    REQUIRE(eventually([&] { return a->redis.stats().bus_errors >= 2; }));  // retrying
-    const auto t0 = std::chrono::steady_clock::now();
-    a.reset();
-    CHECK(elapsed_since(t0) < 1500ms);
+    within_bound_once(1500ms, [&] {
+      RedisServer server;
+      auto a = std::make_unique<Instance>(server.port(), "inv8", larder::TieredOptions{}, quick);
+      REQUIRE(eventually([&] { return a->subscribed(); }));
+      server.kill();
+      REQUIRE(eventually([&] { return a->redis.stats().bus_errors >= 2; }));  // retrying
+      const auto t0 = std::chrono::steady_clock::now();
+      a.reset();
+      return elapsed_since(t0);
+    });
   }
   SECTION("Redis frozen (SIGSTOP) while subscribed") {
-    RedisServer server;
-    auto a = std::make_unique<Instance>(server.port(), "inv8", larder::TieredOptions{}, quick);
-    REQUIRE(eventually([&] { return a->subscribed(); }));
-    // Drop the subscription, then freeze: the subscriber's next SUBSCRIBE waits for a reply that
-    // does not come (bounded by command_timeout) while the store is being destroyed.
-    server.client().command({"CLIENT", "KILL", "TYPE", "pubsub"});
-    server.freeze();
-    REQUIRE(eventually([&] { return a->redis.stats().bus_errors >= 1; }));
-    const auto t0 = std::chrono::steady_clock::now();
-    a.reset();
-    CHECK(elapsed_since(t0) < 1500ms);
-    server.thaw();
+    within_bound_once(1500ms, [&] {
+      RedisServer server;
+      auto a = std::make_unique<Instance>(server.port(), "inv8", larder::TieredOptions{}, quick);
+      REQUIRE(eventually([&] { return a->subscribed(); }));
+      // Drop the subscription, then freeze: the subscriber's next SUBSCRIBE waits for a reply that
+      // does not come (bounded by command_timeout) while the store is being destroyed.
+      server.client().command({"CLIENT", "KILL", "TYPE", "pubsub"});
+      server.freeze();
+      REQUIRE(eventually([&] { return a->redis.stats().bus_errors >= 1; }));
+      const auto t0 = std::chrono::steady_clock::now();
+      a.reset();
+      const auto took = elapsed_since(t0);
+      server.thaw();
+      return took;
+    });
   }
   SECTION("Redis never there") {
-    int port = 0;
-    {
-      RedisServer server;  // a port that was free a moment ago, and nothing listens on it now
-      port = server.port();
-    }
-    auto a = std::make_unique<Instance>(port, "inv8", larder::TieredOptions{}, quick);
-    CHECK(*a->cached(4) == 40);
-    REQUIRE(eventually([&] { return a->redis.stats().bus_errors >= 1; }));
-    CHECK_FALSE(a->subscribed());
-    const auto t0 = std::chrono::steady_clock::now();
-    a.reset();
-    CHECK(elapsed_since(t0) < 1500ms);
+    within_bound_once(1500ms, [&] {
+      int port = 0;
+      {
+        RedisServer server;  // a port that was free a moment ago, and nothing listens on it now
+        port = server.port();
+      }
+      auto a = std::make_unique<Instance>(port, "inv8", larder::TieredOptions{}, quick);
+      CHECK(*a->cached(4) == 40);
+      REQUIRE(eventually([&] { return a->redis.stats().bus_errors >= 1; }));
+      CHECK_FALSE(a->subscribed());
+      const auto t0 = std::chrono::steady_clock::now();
+      a.reset();
+      return elapsed_since(t0);
+    });
   }
 }
 

@@ -584,15 +584,24 @@ TEST_CASE("Redis killed and restarted mid-run: right values, bounded latency, hi
   CHECK(c(1).source() == larder::Source::remote);
 
   server.kill();
-  std::chrono::milliseconds worst{0};
-  for (int i = 0; i < 20; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    CHECK(*c(1) == 10);
-    worst = std::max(worst, elapsed_since(t0));
-  }
   // A call touches the store at most three times (read, lock, write), each bounded by the
-  // timeouts; a refused connection costs far less.
-  CHECK(worst < 1500ms);
+  // timeouts; a refused connection costs far less. A loaded machine may stall one call past the
+  // bound: then the 20 calls are made again (at most three rounds, the bound kept), since a call
+  // that waits too long by design does so in every round.
+  std::string worsts;
+  bool within = false;
+  for (int round = 0; round < 3 && !within; ++round) {
+    std::chrono::milliseconds worst{0};
+    for (int i = 0; i < 20; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      CHECK(*c(1) == 10);
+      worst = std::max(worst, elapsed_since(t0));
+    }
+    worsts += (worsts.empty() ? "" : ", ") + std::to_string(worst.count()) + " ms";
+    within = worst < 1500ms;
+  }
+  INFO("slowest call of each round: " << worsts);
+  CHECK(within);
   CHECK(store.stats().errors >= 2);
   CHECK(store.stats().breaker_opens >= 1);
   CHECK(c.stats().store_errors >= 1);
@@ -926,13 +935,45 @@ namespace {
 
 /// Opens `store`'s breaker deterministically: Redis frozen, one call times out (a timeout opens it
 /// at once), Redis thawed. The breaker stays open for its cool-down although Redis answers again.
+/// Returns a time taken before the freeze: the cool-down runs from the timeout, after it, so checks
+/// of the open breaker all done within the cool-down of that time saw it open throughout.
 template <class C>
-void open_breaker(RedisServer& server, larder::RedisStore& store, C& cached) {
+std::chrono::steady_clock::time_point open_breaker(RedisServer& server, C& cached) {
+  const auto t0 = std::chrono::steady_clock::now();
   server.freeze();
   cached(999);  // its GET times out: computed, the breaker opens
   server.thaw();
-  REQUIRE(store.stats().breaker == larder::BreakerState::open);
-  REQUIRE_FALSE(store.available());
+  return t0;
+}
+
+/// What open_breaker left, read at once (see breaker_round).
+struct OpenBreaker {
+  std::chrono::steady_clock::time_point since;
+  larder::BreakerState state;
+  bool available;
+};
+
+template <class C>
+OpenBreaker opened_breaker(RedisServer& server, larder::RedisStore& store, C& cached) {
+  const auto since = open_breaker(server, cached);
+  return {since, store.stats().breaker, store.available()};
+}
+
+void check_open(const OpenBreaker& b) {
+  CHECK(b.state == larder::BreakerState::open);
+  CHECK_FALSE(b.available);
+}
+
+/// Runs round(cooldown), a test whose checks need the breaker to stay open for a while, with a 1 s
+/// breaker_cooldown. A loaded machine may stall past the cool-down before those checks are done:
+/// the round then returns false before checking anything, and is run again on a fresh server and
+/// store with the cool-down doubled (bounded). At least one round must have been in time.
+template <class Round>
+void breaker_rounds(Round&& round) {
+  bool checked = false;
+  for (std::chrono::milliseconds cooldown = 1s; !checked && cooldown <= 8s; cooldown *= 2)
+    checked = round(cooldown);
+  REQUIRE(checked);
 }
 
 /// The on_error messages of a Cached, kept for the test to read.
@@ -957,20 +998,20 @@ struct Events {
   }
 };
 
-bool wait_until_available(larder::RedisStore& store) {
+bool wait_until_available(larder::RedisStore& store, std::chrono::milliseconds limit = 10s) {
   const auto t0 = std::chrono::steady_clock::now();
   while (!store.available()) {
-    if (elapsed_since(t0) > 10s) return false;
+    if (elapsed_since(t0) > limit) return false;
     std::this_thread::sleep_for(5ms);
   }
   return true;
 }
 
-larder::RedisOptions breaker_options(int port, Log& log) {
+larder::RedisOptions breaker_options(int port, Log& log, std::chrono::milliseconds cooldown = 1s) {
   return {.port = port,
           .connect_timeout = 200ms,
           .command_timeout = 100ms,
-          .breaker_cooldown = 1s,
+          .breaker_cooldown = cooldown,
           .logger = log.hook()};
 }
 
@@ -978,129 +1019,157 @@ larder::RedisOptions breaker_options(int port, Log& log) {
 
 TEST_CASE("invalidate() with the breaker open is reported, remembered, and applied before a read",
           "[redis][failure][invalidation]") {
-  RedisServer server;
-  Log log;
-  larder::RedisStore store{breaker_options(server.port(), log)};
-  CountingFn fn;
-  Events events;
-  larder::Cached c{store, "T", "pending", wrap(fn), {.ttl = 24h, .on_error = events.hook()}};
-  CHECK(*c(1) == 10);  // Redis holds 10 for a day
-  open_breaker(server, store, c);
+  breaker_rounds([](std::chrono::milliseconds cooldown) {
+    RedisServer server;
+    Log log;
+    larder::RedisStore store{breaker_options(server.port(), log, cooldown)};
+    CountingFn fn;
+    Events events;
+    larder::Cached c{store, "T", "pending", wrap(fn), {.ttl = 24h, .on_error = events.hook()}};
+    CHECK(*c(1) == 10);  // Redis holds 10 for a day
+    const OpenBreaker open = opened_breaker(server, store, c);
 
-  fn.offset = 1;  // the data behind key 1 changed; the application invalidates, as documented
-  const auto errors = c.stats().store_errors;
-  const auto reported = events.size();
-  c.invalidate(1);
-  // The DEL (and the PUBLISH) were not sent: counted, and reported as not applied.
-  CHECK(c.stats().store_errors == errors + 2);
-  CHECK(events.size() == reported + 2);
-  CHECK(events.mention("NOT applied"));
-  CHECK(events.mention("will be retried"));
-  CHECK(store.stats().invalidations_pending == 2);  // the key's DEL and the message
-  CHECK(store.stats().invalidations_deferred == 2);
+    fn.offset = 1;  // the data behind key 1 changed; the application invalidates, as documented
+    const auto errors = c.stats().store_errors;
+    const auto reported = events.size();
+    c.invalidate(1);
+    const auto errors_now = c.stats().store_errors;
+    const auto reported_now = events.size();
+    const auto s = store.stats();
+    if (elapsed_since(open.since) >= cooldown) return false;  // stalled: not a test of an open one
+    check_open(open);
+    // The DEL (and the PUBLISH) were not sent: counted, and reported as not applied.
+    CHECK(errors_now == errors + 2);
+    CHECK(reported_now == reported + 2);
+    CHECK(events.mention("NOT applied"));
+    CHECK(events.mention("will be retried"));
+    CHECK(s.invalidations_pending == 2);  // the key's DEL and the message
+    CHECK(s.invalidations_deferred == 2);
 
-  REQUIRE(wait_until_available(store));  // the cool-down is over
-  CountingFn fn2;
-  fn2.offset = 1;
-  larder::Cached reader{store, "T", "pending", wrap(fn2), {.ttl = 24h}};
-  SECTION("a single read") {
-    auto r = reader(1);
-    CHECK(*r == 11);  // never the invalidated 10
-    CHECK(r.source() == larder::Source::computed);
-  }
-  SECTION("a bulk read") {
-    const std::vector<std::int64_t> ids{1};
-    auto rs = reader.get_many(std::span<const std::int64_t>{ids});
-    CHECK(*rs[0] == 11);
-    CHECK(rs[0].source() == larder::Source::computed);
-  }
-  CHECK(fn2.calls == 1);
-  // 11, or nothing if the reader's write met the store's own probe (half-open): never the old 10.
-  const std::string now = server.client().command({"GET", c.key(1)});
-  CHECK((now == "(nil)" || now.ends_with("\n11")));
-  // Sent by the reader's read, or, if the store's own probe was under way (half-open: the reader
-  // skipped Redis), by that probe, which may still be finishing on a loaded machine.
-  const auto t0 = std::chrono::steady_clock::now();
-  while (store.stats().invalidations_pending != 0 && elapsed_since(t0) < 10s)
-    std::this_thread::sleep_for(5ms);
-  CHECK(store.stats().invalidations_pending == 0);
-  CHECK(store.stats().invalidations_retried == 2);
+    REQUIRE(wait_until_available(store, cooldown + 10s));  // the cool-down is over
+    CountingFn fn2;
+    fn2.offset = 1;
+    larder::Cached reader{store, "T", "pending", wrap(fn2), {.ttl = 24h}};
+    SECTION("a single read") {
+      auto r = reader(1);
+      CHECK(*r == 11);  // never the invalidated 10
+      CHECK(r.source() == larder::Source::computed);
+    }
+    SECTION("a bulk read") {
+      const std::vector<std::int64_t> ids{1};
+      auto rs = reader.get_many(std::span<const std::int64_t>{ids});
+      CHECK(*rs[0] == 11);
+      CHECK(rs[0].source() == larder::Source::computed);
+    }
+    CHECK(fn2.calls == 1);
+    // Sent by the reader's read, or, if the store's own probe was under way (half-open: the reader
+    // skipped Redis), by that probe, which may still be finishing on a loaded machine.
+    const auto t0 = std::chrono::steady_clock::now();
+    while (store.stats().invalidations_pending != 0 && elapsed_since(t0) < 10s)
+      std::this_thread::sleep_for(5ms);
+    CHECK(store.stats().invalidations_pending == 0);
+    CHECK(store.stats().invalidations_retried == 2);
+    // Once the DEL is done: 11, or nothing if the reader's write met the store's own probe
+    // (half-open): never the old 10. (Read before that, Redis may still hold 10 while the probe's
+    // DEL is under way: the reader skipped Redis then, and read nothing from it.)
+    const std::string now = server.client().command({"GET", c.key(1)});
+    INFO("Redis holds: " << now);
+    CHECK((now == "(nil)" || now.ends_with("\n11")));
+    return true;
+  });
 }
 
 TEST_CASE("refresh() on a TieredStore with the breaker open: Redis never keeps the old value",
           "[redis][failure][invalidation][tiered]") {
-  RedisServer server;
-  Log log;
-  larder::RedisStore store{breaker_options(server.port(), log)};
-  larder::MemoryStore l1;
-  larder::TieredStore tiered{l1, store, {.broadcast_invalidations = false}};
-  CountingFn fn;
-  Events events;
-  larder::Cached c{tiered, "T", "pending", wrap(fn), {.ttl = 24h, .on_error = events.hook()}};
-  CHECK(*c(1) == 10);
-  open_breaker(server, store, c);
+  breaker_rounds([](std::chrono::milliseconds cooldown) {
+    RedisServer server;
+    Log log;
+    larder::RedisStore store{breaker_options(server.port(), log, cooldown)};
+    larder::MemoryStore l1;
+    larder::TieredStore tiered{l1, store, {.broadcast_invalidations = false}};
+    CountingFn fn;
+    Events events;
+    larder::Cached c{tiered, "T", "pending", wrap(fn), {.ttl = 24h, .on_error = events.hook()}};
+    CHECK(*c(1) == 10);
+    const OpenBreaker open = opened_breaker(server, store, c);
 
-  fn.offset = 2;
-  const auto errors = c.stats().store_errors;
-  const auto reported = events.size();
-  CHECK(*c.refresh(1) == 12);
-  CHECK(c.stats().store_errors == errors + 1);  // the write was skipped: counted once
-  CHECK(events.size() == reported + 1);
-  CHECK(events.mention("NOT applied"));
-  CHECK(events.mention("will be retried"));
-  CHECK(c(1).source() == larder::Source::memory);  // this L1 holds the new value
-  CHECK(store.stats().invalidations_pending == 1);
+    fn.offset = 2;
+    const auto errors = c.stats().store_errors;
+    const auto reported = events.size();
+    const auto refreshed = c.refresh(1);
+    const auto errors_now = c.stats().store_errors;
+    const auto reported_now = events.size();
+    const auto pending = store.stats().invalidations_pending;
+    if (elapsed_since(open.since) >= cooldown) return false;  // stalled: not a test of an open one
+    check_open(open);
+    CHECK(*refreshed == 12);
+    CHECK(errors_now == errors + 1);  // the write was skipped: counted once
+    CHECK(reported_now == reported + 1);
+    CHECK(events.mention("NOT applied"));
+    CHECK(events.mention("will be retried"));
+    CHECK(c(1).source() == larder::Source::memory);  // this L1 holds the new value
+    CHECK(pending == 1);
 
-  // With no call from this process, the store deletes the old value once Redis may be used again.
-  // Its retrier counts and logs that after the DEL is done: wait for all three, not the first.
-  auto raw = server.client();
-  const auto t0 = std::chrono::steady_clock::now();
-  while ((raw.command({"GET", c.key(1)}) != "(nil)" || store.stats().invalidations_pending != 0 ||
-          !log.mentions("pending invalidation(s) sent")) &&
-         elapsed_since(t0) < 10s)
-    std::this_thread::sleep_for(5ms);
-  CHECK(raw.command({"GET", c.key(1)}) == "(nil)");
-  CHECK(store.stats().invalidations_pending == 0);
-  CHECK(log.mentions("pending invalidation(s) sent"));
-  CountingFn fn2;
-  fn2.offset = 2;
-  larder::Cached reader{store, "T", "pending", wrap(fn2), {.ttl = 24h}};
-  auto r = reader(1);
-  CHECK(*r == 12);
-  CHECK(r.source() == larder::Source::computed);
+    // With no call from this process, the store deletes the old value once Redis may be used
+    // again. Its retrier counts and logs that after the DEL is done: wait for all three, not the
+    // first.
+    auto raw = server.client();
+    const auto t0 = std::chrono::steady_clock::now();
+    while ((raw.command({"GET", c.key(1)}) != "(nil)" || store.stats().invalidations_pending != 0 ||
+            !log.mentions("pending invalidation(s) sent")) &&
+           elapsed_since(t0) < cooldown + 10s)
+      std::this_thread::sleep_for(5ms);
+    CHECK(raw.command({"GET", c.key(1)}) == "(nil)");
+    CHECK(store.stats().invalidations_pending == 0);
+    CHECK(log.mentions("pending invalidation(s) sent"));
+    CountingFn fn2;
+    fn2.offset = 2;
+    larder::Cached reader{store, "T", "pending", wrap(fn2), {.ttl = 24h}};
+    auto r = reader(1);
+    CHECK(*r == 12);
+    CHECK(r.source() == larder::Source::computed);
+    return true;
+  });
 }
 
 TEST_CASE("Pending invalidations are bounded: one over the bound is dropped and says so",
           "[redis][failure][invalidation]") {
-  RedisServer server;
-  Log log;
-  auto o = breaker_options(server.port(), log);
-  o.max_pending_invalidations = 1;
-  larder::RedisStore store{o};
-  CountingFn fn;
-  Events events;
-  larder::Cached c{store, "T", "bounded", wrap(fn), {.ttl = 24h, .on_error = events.hook()}};
-  CHECK(*c(1) == 10);
-  CHECK(*c(2) == 20);
-  open_breaker(server, store, c);
+  breaker_rounds([](std::chrono::milliseconds cooldown) {
+    RedisServer server;
+    Log log;
+    auto o = breaker_options(server.port(), log, cooldown);
+    o.max_pending_invalidations = 1;
+    larder::RedisStore store{o};
+    CountingFn fn;
+    Events events;
+    larder::Cached c{store, "T", "bounded", wrap(fn), {.ttl = 24h, .on_error = events.hook()}};
+    CHECK(*c(1) == 10);
+    CHECK(*c(2) == 20);
+    const OpenBreaker open = opened_breaker(server, store, c);
 
-  c.invalidate(1);  // remembered: its DEL and its message
-  CHECK_FALSE(events.mention("will NOT be retried"));
-  c.invalidate(1);  // the same ones again: still within the bound
-  CHECK(store.stats().invalidations_dropped == 0);
-  c.invalidate(2);  // over the bound: dropped, and reported as such
-  CHECK(events.mention("will NOT be retried"));
-  CHECK(log.mentions("max_pending_invalidations"));
-  const auto s = store.stats();
-  CHECK(s.invalidations_pending == 2);
-  CHECK(s.invalidations_dropped == 2);
+    c.invalidate(1);  // remembered: its DEL and its message
+    const bool dropped_first = events.mention("will NOT be retried");
+    c.invalidate(1);  // the same ones again: still within the bound
+    const auto dropped_again = store.stats().invalidations_dropped;
+    c.invalidate(2);  // over the bound: dropped, and reported as such
+    const auto s = store.stats();
+    if (elapsed_since(open.since) >= cooldown) return false;  // stalled: not a test of an open one
+    check_open(open);
+    CHECK_FALSE(dropped_first);
+    CHECK(dropped_again == 0);
+    CHECK(events.mention("will NOT be retried"));
+    CHECK(log.mentions("max_pending_invalidations"));
+    CHECK(s.invalidations_pending == 2);
+    CHECK(s.invalidations_dropped == 2);
 
-  auto raw = server.client();
-  const auto t0 = std::chrono::steady_clock::now();
-  while (store.stats().invalidations_pending != 0 && elapsed_since(t0) < 10s)
-    std::this_thread::sleep_for(5ms);
-  CHECK(raw.command({"GET", c.key(1)}) == "(nil)");
-  CHECK(raw.command({"GET", c.key(2)}) != "(nil)");  // the dropped one: until its TTL
+    auto raw = server.client();
+    const auto t0 = std::chrono::steady_clock::now();
+    while (store.stats().invalidations_pending != 0 && elapsed_since(t0) < cooldown + 10s)
+      std::this_thread::sleep_for(5ms);
+    CHECK(raw.command({"GET", c.key(1)}) == "(nil)");
+    CHECK(raw.command({"GET", c.key(2)}) != "(nil)");  // the dropped one: until its TTL
+    return true;
+  });
 }
 
 TEST_CASE("While an invalidation is pending, reads and writes fail rather than pass it",
@@ -1145,6 +1214,78 @@ TEST_CASE("While an invalidation is pending, reads and writes fail rather than p
   CHECK_FALSE(v.has_value());  // never "old"
 }
 
+TEST_CASE("A lock a failed call may hold is released once Redis answers, not held for its lease",
+          "[redis][lock][failure]") {
+  // A SET NX sent to a frozen Redis times out; Redis applies it once thawed, and nobody would
+  // release the lock before its lease (an hour here): other instances would wait for it. Likewise
+  // an unlock that could not be sent (breaker open). The store releases each, with the owner-only
+  // script, as soon as Redis answers, with no further call from the caller.
+  RedisServer server;
+  Log log;
+  larder::RedisStore store{breaker_options(server.port(), log)};
+  auto raw = server.client();
+  raw.command({"CONFIG", "RESETSTAT"});
+  store.ping();
+  auto released = [&](std::initializer_list<std::string_view> keys) {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto held = [&] {
+      for (auto k : keys)
+        if (raw.command({"EXISTS", k}) != "0") return true;
+      return store.stats().lock_releases_pending != 0;
+    };
+    while (held() && elapsed_since(t0) < 20s) std::this_thread::sleep_for(5ms);
+    return !held();
+  };
+
+  SECTION("try_lock: its SET NX applied, its reply lost") {
+    server.freeze();
+    CHECK_THROWS_AS(store.try_lock("lost", "mine", 1h), larder::StoreError);  // times out
+    server.thaw();
+    CHECK(store.stats().lock_releases_deferred == 1);
+    CHECK(released({"lost"}));
+    CHECK(raw.calls("set") == 1);  // it was applied: the release, not Redis, ended it
+    CHECK(store.stats().lock_releases_retried == 1);
+  }
+  SECTION("try_lock_many: the pipeline applied, its replies lost") {
+    server.freeze();
+    const std::vector<std::string> keys{"lostA", "lostB"};
+    CHECK_THROWS_AS(store.try_lock_many(keys, "mine", 1h), larder::StoreError);
+    server.thaw();
+    CHECK(store.stats().lock_releases_deferred == 2);
+    CHECK(released({"lostA", "lostB"}));
+    CHECK(raw.calls("set") == 2);
+    CHECK(store.stats().lock_releases_retried == 2);
+  }
+  SECTION("unlock with the breaker open") {
+    REQUIRE(store.try_lock("held", "mine", 1h));
+    server.freeze();
+    CHECK_THROWS_AS(store.get("other"), larder::StoreError);  // times out: the breaker opens
+    // Refused by the open breaker (or, after a stall past the cool-down, sent and timed out).
+    CHECK_THROWS_WITH(store.unlock("held", "mine"), Catch::Contains("retried"));
+    server.thaw();
+    CHECK(store.stats().lock_releases_deferred == 1);
+    CHECK(released({"held"}));
+  }
+  SECTION("never another's lock") {
+    server.freeze();
+    CHECK_THROWS_AS(store.try_lock("taken", "mine", 1h), larder::StoreError);
+    server.thaw();
+    // Another process holds it now (this caller's lease ran out, say): the release leaves it.
+    raw.command({"SET", "taken", "thief"});
+    const auto t0 = std::chrono::steady_clock::now();
+    while (store.stats().lock_releases_pending != 0 && elapsed_since(t0) < 20s)
+      std::this_thread::sleep_for(5ms);
+    CHECK(store.stats().lock_releases_pending == 0);
+    CHECK(raw.command({"GET", "taken"}) == "thief");
+  }
+  // An attempt that was not sent (no connection) leaves nothing to release.
+  server.kill();
+  larder::RedisStore down{breaker_options(server.port(), log)};
+  CHECK_THROWS_AS(down.try_lock("refused", "mine", 1h), larder::StoreError);
+  CHECK_THROWS_AS(down.unlock("refused", "mine"), larder::StoreError);  // but a release is kept
+  CHECK(down.stats().lock_releases_deferred == 1);
+}
+
 TEST_CASE("A breaker_cooldown too long for the clock keeps the breaker open; nothing overflows",
           "[redis][failure]") {
   // breaker_cooldown = milliseconds::max() (or centuries): "once open, stay open". The reopen time
@@ -1159,8 +1300,9 @@ TEST_CASE("A breaker_cooldown too long for the clock keeps the breaker open; not
   CountingFn fn;
   larder::Cached c{store, "T", "cooldown", wrap(fn), {.ttl = 24h}};
   CHECK(*c(1) == 10);
-  open_breaker(server, store, c);
-  c.invalidate(1);  // not sent: pending, and the retrier waits for the (endless) cool-down
+  const OpenBreaker open = opened_breaker(server, store, c);
+  check_open(open);  // for good: no stall can outlast this cool-down
+  c.invalidate(1);   // not sent: pending, and the retrier waits for the (endless) cool-down
   std::this_thread::sleep_for(300ms);
   for (int i = 0; i < 5; ++i) {
     auto r = c(1);

@@ -93,6 +93,11 @@ struct RedisStats {
   std::uint64_t invalidations_deferred = 0;  ///< ever remembered (each also counted as a failure)
   std::uint64_t invalidations_retried = 0;   ///< remembered ones sent since (DEL keys, messages)
   std::uint64_t invalidations_dropped = 0;   ///< not remembered: over the bound (or store gone)
+  // Locks this store may hold but could not take or release cleanly (a SET NX sent whose reply
+  // was lost, a failed unlock), released by the store once Redis answers (see try_lock).
+  std::uint64_t lock_releases_pending = 0;   ///< remembered now
+  std::uint64_t lock_releases_deferred = 0;  ///< ever remembered
+  std::uint64_t lock_releases_retried = 0;   ///< released since (the owner-only script sent)
 };
 
 /// A Redis-backed ByteStore. Connects lazily (a Redis that is down at start-up costs nothing until
@@ -134,12 +139,18 @@ class RedisStore final : public ByteStore {
   void erase(std::string_view key) override;
   /// SET NX PX. An attempt retried on a fresh connection (the pooled one was closed) that finds the
   /// key held takes it if it holds `token`: the first SET may have been applied, its reply lost.
+  /// An attempt that fails (StoreError) after its SET was sent may have been applied too: the store
+  /// remembers the key and token and releases it (as unlock() would) as soon as Redis answers, so
+  /// that others do not wait for the lease. Tokens must be unique per attempt (Cached's are
+  /// random): a token reused after a failed attempt could have its new lock released.
   bool try_lock(std::string_view key, std::string_view token,
                 std::chrono::milliseconds lease) override;
   /// SET NX PX for every key, pipelined: one round trip (a retry reads back the keys found held,
-  /// as try_lock does).
+  /// as try_lock does; a failed attempt's keys are released later, as try_lock's).
   std::vector<bool> try_lock_many(std::span<const std::string> keys, std::string_view token,
                                   std::chrono::milliseconds lease) override;
+  /// Deletes the lock if it holds `token` (a script). If that fails (breaker open, Redis failing),
+  /// throws StoreError, and the store sends the release again as soon as Redis answers.
   bool unlock(std::string_view key, std::string_view token) override;
   /// True when the breaker is closed, or open with its cool-down over (the next call probes).
   bool available() const noexcept override;

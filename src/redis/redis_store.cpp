@@ -29,6 +29,15 @@
 // no value is written that the DEL would then remove. With none pending that costs one atomic load.
 // A thread that cannot be started (std::thread throws) leaves them pending, said in the StoreError
 // and logged: the next call sends them first, and the thread is tried again (wake_retrier()).
+//
+// Pending lock releases. A lock attempt (SET NX) that fails after its command was sent may have
+// been applied with its reply lost (a timeout, a closed connection, with no retry or a failed
+// one): the lock may be held by its token until its lease ends, and other instances would wait for
+// it. So are locks whose unlock failed (breaker open, Redis failing). Such a key and token are
+// remembered (up to kMaxPendingUnlocks) and the same thread releases them, with the owner-only
+// script, once the breaker admits a call again. The script deletes the key only if it still holds
+// that token, which no one else uses, so a release that comes late frees nothing it should not.
+// Unlike invalidations, they hold no read or write back.
 #include "larder/redis_store.hpp"
 
 #include <fmt/format.h>
@@ -40,6 +49,7 @@
 #include <condition_variable>
 #include <limits>
 #include <mutex>
+#include <new>
 #include <numeric>
 #include <stdexcept>
 #include <thread>
@@ -99,6 +109,10 @@ SteadyNs steady_after(std::chrono::milliseconds d) {
 /// The longest the pending-invalidation thread sleeps at once (it looks again after it): a wait
 /// as long as an absurd breaker_cooldown would overflow the condition variable's deadline.
 constexpr std::chrono::nanoseconds kMaxRetryWait = std::chrono::hours{1};
+
+/// The most lock releases remembered at once (see the top of this file): beyond it one is not, and
+/// its lock (if it was taken) ends with its lease.
+constexpr std::size_t kMaxPendingUnlocks = 4096;
 
 /// The pool's idle list is reserved for this many connections (or pool_size, if fewer) when the
 /// store is made; a larger pool's grows as connections open (8 bytes each).
@@ -457,6 +471,32 @@ struct RedisStore::Impl {
     return ours;
   }
 
+  /// Releases the lock `full` if it holds `token` (the owner-only script); true if it was deleted.
+  bool release_lock(redisContext* c, std::string_view full, std::string_view token) {
+    Argv<5> argv;
+    argv.add("EVALSHA");
+    argv.add(kUnlockSha);
+    argv.add("1");
+    argv.add(full);
+    argv.add(token);
+    ReplyPtr reply;
+    try {
+      reply = command(c, argv, "EVALSHA");
+    } catch (const Failure& e) {
+      // A server that has not seen the script yet (or flushed it) answers NOSCRIPT: send it.
+      if (e.broken() || std::string_view{e.what()}.find("NOSCRIPT") == std::string_view::npos)
+        throw;
+      Argv<5> eval;
+      eval.add("EVAL");
+      eval.add(kUnlockScript);
+      eval.add("1");
+      eval.add(full);
+      eval.add(token);
+      reply = command(c, eval, "EVAL");
+    }
+    return reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
+  }
+
   std::string full_key(std::string_view key) const {
     std::string k;
     k.reserve(opts.key_prefix.size() + key.size());
@@ -471,6 +511,16 @@ struct RedisStore::Impl {
   std::unordered_set<std::string> pending_messages;  // PUBLISH payloads not yet sent
   std::atomic<bool> pending_any{false};              // either set is non-empty
   std::atomic<std::uint64_t> pending_now{0}, deferred{0}, retried{0}, dropped{0};
+
+  // ---- pending lock releases (see the top of this file)
+  struct PendingUnlock {
+    std::string key;  // full key of the lock
+    std::string token;
+  };
+  std::mutex unlock_mutex;  // guards pending_unlocks; not held while they are sent
+  std::vector<PendingUnlock> pending_unlocks;
+  std::atomic<bool> unlocks_any{false};  // pending_unlocks is non-empty
+  std::atomic<std::uint64_t> unlocks_now{0}, unlocks_deferred{0}, unlocks_retried{0};
 
   std::mutex retry_mutex;
   std::condition_variable retry_cv;
@@ -494,8 +544,36 @@ struct RedisStore::Impl {
       settle("PUBLISH");
       send_publish(channel, message);
     } catch (const StoreError& e) {
-      throw StoreError(defer(std::string{message}, true, e.what()));
+      std::string item;
+      try {
+        item.assign(message);
+      } catch (...) {
+        dropped_for_memory();
+        throw;
+      }
+      throw StoreError(defer(std::move(item), true, e.what()));
+    } catch (const std::bad_alloc&) {
+      // As erase(): remembered if memory allows, else counted as dropped; the std::bad_alloc goes
+      // on.
+      std::string item;
+      try {
+        item.assign(message);
+      } catch (...) {
+        dropped_for_memory();
+        throw;
+      }
+      defer(std::move(item), true, "out of memory");
+      throw;
     }
+  }
+
+  /// An invalidation that could not be remembered for want of memory: counted as dropped and
+  /// logged; the caller's std::bad_alloc goes on (Cached reports it as a store error).
+  void dropped_for_memory() noexcept {
+    dropped.fetch_add(1, std::memory_order_relaxed);
+    log(LogLevel::error,
+        "larder::RedisStore: out of memory: an invalidation was NOT applied and will NOT be "
+        "retried; the old value stays in Redis until its TTL");
   }
 
   /// Sends the pending invalidations (one DEL for all the keys, then one PUBLISH per message)
@@ -552,7 +630,10 @@ struct RedisStore::Impl {
 
   /// Remembers a DEL (a full key) or a PUBLISH (`message`) that could not be sent because of
   /// `why`; returns what to throw: it says the invalidation was NOT applied, and whether it will be
-  /// retried or was dropped (over max_pending_invalidations).
+  /// retried or was dropped (over max_pending_invalidations). Out of memory it throws
+  /// std::bad_alloc: if the item could not be remembered, counted as dropped and logged
+  /// (dropped_for_memory()); if only the text could not be made, the item is pending and will be
+  /// sent.
   std::string defer(std::string item, bool message, std::string_view why) {
     const std::string_view what = message ? "message" : "DEL";
     std::size_t n = 0;
@@ -560,15 +641,26 @@ struct RedisStore::Impl {
       std::lock_guard lock{pending_mutex};
       auto& set = message ? pending_messages : pending_keys;
       if (set.size() >= opts.max_pending_invalidations && !set.contains(item)) {
+        std::string text;
+        try {
+          text = fmt::format(
+              "{}; the invalidation ({}) was NOT applied and will NOT be retried: {} are pending "
+              "already (max_pending_invalidations); the old value stays in Redis until its TTL",
+              why, what, set.size());
+        } catch (...) {
+          dropped_for_memory();
+          throw;
+        }
         dropped.fetch_add(1, std::memory_order_relaxed);
-        std::string text = fmt::format(
-            "{}; the invalidation ({}) was NOT applied and will NOT be retried: {} are pending "
-            "already (max_pending_invalidations); the old value stays in Redis until its TTL",
-            why, what, set.size());
         log(LogLevel::error, text);
         return text;
       }
-      set.insert(std::move(item));
+      try {
+        set.insert(std::move(item));
+      } catch (...) {
+        dropped_for_memory();
+        throw;
+      }
       n = pending_keys.size() + pending_messages.size();
       pending_now.store(n, std::memory_order_relaxed);
       pending_any.store(true, std::memory_order_release);
@@ -584,6 +676,83 @@ struct RedisStore::Impl {
         "{}; the invalidation ({}) was NOT applied: it is pending ({} in all) and will be retried "
         "as soon as Redis answers, before this store reads or writes anything else",
         why, what, n);
+  }
+
+  /// Remembers that the locks `keys` (full keys) may be held by `token` although this store could
+  /// not take or release them (see the top of this file), for the retry thread to release. Never
+  /// throws: a lock not remembered (over kMaxPendingUnlocks, no memory) is logged, and ends with
+  /// its lease.
+  void defer_unlocks(std::span<const std::string* const> keys, std::string_view token) noexcept {
+    try {
+      std::lock_guard lock{unlock_mutex};
+      if (pending_unlocks.size() + keys.size() > kMaxPendingUnlocks) {
+        log(LogLevel::warn,
+            fmt::format("larder::RedisStore: {} lock release(s) not remembered: {} are pending "
+                        "already; each lock, if it was taken, ends with its lease",
+                        keys.size(), pending_unlocks.size()));
+        return;
+      }
+      pending_unlocks.reserve(pending_unlocks.size() + keys.size());
+      for (const std::string* k : keys) {
+        pending_unlocks.push_back({*k, std::string{token}});
+        unlocks_now.fetch_add(1, std::memory_order_relaxed);
+        unlocks_deferred.fetch_add(1, std::memory_order_relaxed);
+      }
+      unlocks_any.store(true, std::memory_order_release);
+    } catch (...) {
+      log(LogLevel::error,
+          "larder::RedisStore: out of memory remembering a lock to release: it ends with its "
+          "lease");
+      std::lock_guard lock{unlock_mutex};
+      if (pending_unlocks.empty()) return;  // none of them went in
+      unlocks_any.store(true, std::memory_order_release);
+    }
+    wake_retrier();
+  }
+
+  /// Releases the pending locks, one script call each; throws if Redis could not be asked (those
+  /// not released stay pending). A release Redis answers with an error is not tried again: logged,
+  /// the lock ends with its lease.
+  void send_unlocks() {
+    std::vector<PendingUnlock> batch;
+    {
+      std::lock_guard lock{unlock_mutex};
+      batch.swap(pending_unlocks);
+      unlocks_any.store(false, std::memory_order_release);
+    }
+    std::size_t done = 0;
+    try {
+      for (; done < batch.size(); ++done) {
+        try {
+          run("EVALSHA",
+              [&](redisContext* c) { return release_lock(c, batch[done].key, batch[done].token); });
+          unlocks_retried.fetch_add(1, std::memory_order_relaxed);
+        } catch (const Failure& e) {
+          if (e.broken() || e.timeout() || e.pool()) throw;
+          log(LogLevel::warn, fmt::format("larder::RedisStore: a lock release refused ({}): the "
+                                          "lock, if it was taken, ends with its lease",
+                                          e.what()));
+        }
+        unlocks_now.fetch_sub(1, std::memory_order_relaxed);
+      }
+    } catch (...) {
+      batch.erase(batch.begin(), batch.begin() + static_cast<std::ptrdiff_t>(done));
+      std::lock_guard lock{unlock_mutex};
+      try {
+        if (pending_unlocks.empty())
+          pending_unlocks.swap(batch);
+        else
+          pending_unlocks.insert(pending_unlocks.end(), std::make_move_iterator(batch.begin()),
+                                 std::make_move_iterator(batch.end()));
+      } catch (...) {
+        unlocks_now.fetch_sub(batch.size(), std::memory_order_relaxed);
+        log(LogLevel::error,
+            "larder::RedisStore: out of memory keeping locks to release: they end with their "
+            "lease");
+      }
+      if (!pending_unlocks.empty()) unlocks_any.store(true, std::memory_order_release);
+      throw;
+    }
   }
 
   /// Starts the pending-invalidation thread if it is not running, and wakes it. False if it could
@@ -612,15 +781,19 @@ struct RedisStore::Impl {
     return true;
   }
 
-  /// The pending-invalidation thread: sends them once the breaker admits a call.
+  /// The pending-invalidation thread: sends them (and the pending lock releases) once the breaker
+  /// admits a call.
   void retry_loop() noexcept {
     std::unique_lock lock{retry_mutex};
     bool failed_last = false;
     auto stopping = [this] { return retry_stop; };
+    auto work = [this] {
+      return pending_any.load(std::memory_order_acquire) ||
+             unlocks_any.load(std::memory_order_acquire);
+    };
     while (!retry_stop) {
-      if (!pending_any.load(std::memory_order_acquire)) {
-        retry_cv.wait(lock,
-                      [this] { return retry_stop || pending_any.load(std::memory_order_acquire); });
+      if (!work()) {
+        retry_cv.wait(lock, [&] { return retry_stop || work(); });
         continue;
       }
       if (failed_last) {
@@ -640,7 +813,8 @@ struct RedisStore::Impl {
       }
       lock.unlock();
       try {
-        send_pending();
+        if (pending_any.load(std::memory_order_acquire)) send_pending();
+        if (unlocks_any.load(std::memory_order_acquire)) send_unlocks();
       } catch (...) {
         failed_last = true;  // run() counted and logged it
       }
@@ -655,6 +829,11 @@ struct RedisStore::Impl {
     }
     retry_cv.notify_all();
     if (retrier.joinable()) retrier.join();
+    if (const auto locks = unlocks_now.load(std::memory_order_relaxed); locks != 0)
+      log(LogLevel::warn,
+          fmt::format("larder::RedisStore: destroyed with {} lock release(s) never sent to {}: "
+                      "each lock, if it was taken, ends with its lease",
+                      locks, endpoint));
     std::lock_guard lock{pending_mutex};
     const std::size_t n = pending_keys.size() + pending_messages.size();
     if (n == 0) return;
@@ -780,6 +959,11 @@ void RedisStore::erase(std::string_view key) {
     });
   } catch (const StoreError& e) {
     throw StoreError(impl_->defer(std::move(full), false, e.what()));
+  } catch (const std::bad_alloc&) {
+    // Out of memory during the call (building its error, say): the DEL may not have been applied.
+    // Remembered if memory allows (else counted as dropped); the caller gets the std::bad_alloc.
+    impl_->defer(std::move(full), false, "out of memory");
+    throw;
   }
 }
 
@@ -790,15 +974,23 @@ bool RedisStore::try_lock(std::string_view key, std::string_view token,
   const std::string full = impl_->full_key(key);
   const std::string px = px_of(lease);
   int attempt = 0;
-  return impl_->run("SET NX", [&](redisContext* c) {
-    const bool retry = attempt++ != 0;
-    const Argv<6> argv = lock_argv(full, token, px);
-    auto reply = impl_->command(c, argv, "SET NX");
-    if (reply->type == REDIS_REPLY_STATUS) return true;  // +OK; nil when someone holds it
-    // A retry (see run()): the first SET may have been applied and its reply lost.
-    const std::string* held[] = {&full};
-    return retry && impl_->held_by(c, held, token)[0];
-  });
+  bool sent = false;
+  const std::string* held[] = {&full};
+  try {
+    return impl_->run("SET NX", [&](redisContext* c) {
+      const bool retry = attempt++ != 0;
+      const Argv<6> argv = lock_argv(full, token, px);
+      sent = true;
+      auto reply = impl_->command(c, argv, "SET NX");
+      if (reply->type == REDIS_REPLY_STATUS) return true;  // +OK; nil when someone holds it
+      // A retry (see run()): the first SET may have been applied and its reply lost.
+      return retry && impl_->held_by(c, held, token)[0];
+    });
+  } catch (...) {
+    // Sent, then failed: it may have been applied, its reply lost. Released once Redis answers.
+    if (sent) impl_->defer_unlocks(held, token);
+    throw;
+  }
 }
 
 std::vector<bool> RedisStore::try_lock_many(std::span<const std::string> keys,
@@ -812,75 +1004,85 @@ std::vector<bool> RedisStore::try_lock_many(std::span<const std::string> keys,
   for (const auto& k : keys) full.push_back(impl_->full_key(k));
   const std::string px = px_of(lease);
   int attempt = 0;
-  return impl_->run("SET NX", [&](redisContext* c) {
-    const bool retry = attempt++ != 0;
-    for (const auto& k : full) {
-      const Argv<6> argv = lock_argv(k, token, px);
-      if (redisAppendCommandArgv(c, argv.n, argv.ptr.data(), argv.len.data()) != REDIS_OK)
-        throw impl_->error(c, nullptr, "SET NX");
-    }
-    impl_->commands.fetch_add(full.size(), std::memory_order_relaxed);
-    // Every reply is read before any is judged: a connection left with replies unread would hand
-    // them to its next command.
-    std::vector<ReplyPtr> replies;
-    replies.reserve(full.size());
-    std::size_t bytes = 0;
-    for (const auto& k : full) bytes += k.size() + token.size();
-    const redis::SigpipeGuard guard{bytes};  // the first redisGetReply writes them all
-    for (std::size_t i = 0; i < full.size(); ++i) {
-      void* raw = nullptr;
-      if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr)
-        throw impl_->error(c, nullptr, "SET NX");
-      replies.emplace_back(static_cast<redis::Reply*>(raw));
-    }
-    std::vector<bool> taken;
-    taken.reserve(full.size());
-    for (const auto& reply : replies) {
-      if (reply->type == REDIS_REPLY_ERROR) throw impl_->error(c, reply.get(), "SET NX");
-      taken.push_back(reply->type == REDIS_REPLY_STATUS);  // +OK; nil when someone holds it
-    }
-    if (retry) {
-      // The first pipeline may have been applied and its replies lost (see run()): a key found
-      // held may be held by this token.
-      std::vector<const std::string*> refused;
-      for (std::size_t i = 0; i < full.size(); ++i)
-        if (!taken[i]) refused.push_back(&full[i]);
-      if (!refused.empty()) {
-        const std::vector<bool> ours = impl_->held_by(c, refused, token);
-        for (std::size_t i = 0, j = 0; i < full.size(); ++i)
-          if (!taken[i]) taken[i] = ours[j++];
+  bool sent = false;
+  try {
+    return impl_->run("SET NX", [&](redisContext* c) {
+      const bool retry = attempt++ != 0;
+      sent = true;
+      for (const auto& k : full) {
+        const Argv<6> argv = lock_argv(k, token, px);
+        if (redisAppendCommandArgv(c, argv.n, argv.ptr.data(), argv.len.data()) != REDIS_OK)
+          throw impl_->error(c, nullptr, "SET NX");
+      }
+      impl_->commands.fetch_add(full.size(), std::memory_order_relaxed);
+      // Every reply is read before any is judged: a connection left with replies unread would hand
+      // them to its next command.
+      std::vector<ReplyPtr> replies;
+      replies.reserve(full.size());
+      std::size_t bytes = 0;
+      for (const auto& k : full) bytes += k.size() + token.size();
+      const redis::SigpipeGuard guard{bytes};  // the first redisGetReply writes them all
+      for (std::size_t i = 0; i < full.size(); ++i) {
+        void* raw = nullptr;
+        if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr)
+          throw impl_->error(c, nullptr, "SET NX");
+        replies.emplace_back(static_cast<redis::Reply*>(raw));
+      }
+      std::vector<bool> taken;
+      taken.reserve(full.size());
+      for (const auto& reply : replies) {
+        if (reply->type == REDIS_REPLY_ERROR) throw impl_->error(c, reply.get(), "SET NX");
+        taken.push_back(reply->type == REDIS_REPLY_STATUS);  // +OK; nil when someone holds it
+      }
+      if (retry) {
+        // The first pipeline may have been applied and its replies lost (see run()): a key found
+        // held may be held by this token.
+        std::vector<const std::string*> refused;
+        for (std::size_t i = 0; i < full.size(); ++i)
+          if (!taken[i]) refused.push_back(&full[i]);
+        if (!refused.empty()) {
+          const std::vector<bool> ours = impl_->held_by(c, refused, token);
+          for (std::size_t i = 0, j = 0; i < full.size(); ++i)
+            if (!taken[i]) taken[i] = ours[j++];
+        }
+      }
+      return taken;
+    });
+  } catch (...) {
+    // Sent, then failed: some may have been applied, their replies lost. Released once Redis
+    // answers.
+    if (sent) {
+      try {
+        std::vector<const std::string*> keys;
+        keys.reserve(full.size());
+        for (const auto& k : full) keys.push_back(&k);
+        impl_->defer_unlocks(keys, token);
+      } catch (...) {
+        impl_->log(LogLevel::error,
+                   "larder::RedisStore: out of memory remembering locks to release: they end "
+                   "with their lease");
       }
     }
-    return taken;
-  });
+    throw;
+  }
 }
 
 bool RedisStore::unlock(std::string_view key, std::string_view token) {
   const std::string full = impl_->full_key(key);
-  return impl_->run("EVALSHA", [&](redisContext* c) {
-    Argv<5> argv;
-    argv.add("EVALSHA");
-    argv.add(kUnlockSha);
-    argv.add("1");
-    argv.add(full);
-    argv.add(token);
-    ReplyPtr reply;
-    try {
-      reply = impl_->command(c, argv, "EVALSHA");
-    } catch (const Failure& e) {
-      // A server that has not seen the script yet (or flushed it) answers NOSCRIPT: send it.
-      if (e.broken() || std::string_view{e.what()}.find("NOSCRIPT") == std::string_view::npos)
-        throw;
-      Argv<5> eval;
-      eval.add("EVAL");
-      eval.add(kUnlockScript);
-      eval.add("1");
-      eval.add(full);
-      eval.add(token);
-      reply = impl_->command(c, eval, "EVAL");
-    }
-    return reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
-  });
+  const std::string* held[] = {&full};
+  try {
+    return impl_->run("EVALSHA",
+                      [&](redisContext* c) { return impl_->release_lock(c, full, token); });
+  } catch (const StoreError& e) {
+    // The lock stays held until its lease ends, unless released later: once Redis answers.
+    impl_->defer_unlocks(held, token);
+    throw StoreError(fmt::format(
+        "{}; the lock's release is retried as soon as Redis answers (else its lease ends it)",
+        e.what()));
+  } catch (...) {
+    impl_->defer_unlocks(held, token);
+    throw;
+  }
 }
 
 void RedisStore::ping() {
@@ -908,6 +1110,9 @@ RedisStats RedisStore::stats() const noexcept {
   s.invalidations_deferred = i.deferred.load(std::memory_order_relaxed);
   s.invalidations_retried = i.retried.load(std::memory_order_relaxed);
   s.invalidations_dropped = i.dropped.load(std::memory_order_relaxed);
+  s.lock_releases_pending = i.unlocks_now.load(std::memory_order_relaxed);
+  s.lock_releases_deferred = i.unlocks_deferred.load(std::memory_order_relaxed);
+  s.lock_releases_retried = i.unlocks_retried.load(std::memory_order_relaxed);
   i.bus->stats(s);
   return s;
 }
