@@ -544,25 +544,22 @@ struct RedisStore::Impl {
       settle("PUBLISH");
       send_publish(channel, message);
     } catch (const StoreError& e) {
-      std::string item;
-      try {
-        item.assign(message);
-      } catch (...) {
-        dropped_for_memory();
-        throw;
-      }
-      throw StoreError(defer(std::move(item), true, e.what()));
+      throw StoreError(defer(message_copy(message), true, e.what()));
     } catch (const std::bad_alloc&) {
       // As erase(): remembered if memory allows, else counted as dropped; the std::bad_alloc goes
       // on.
-      std::string item;
-      try {
-        item.assign(message);
-      } catch (...) {
-        dropped_for_memory();
-        throw;
-      }
-      defer(std::move(item), true, "out of memory");
+      defer(message_copy(message), true, "out of memory");
+      throw;
+    }
+  }
+
+  /// A copy of a message to remember; out of memory, counted as dropped (and the std::bad_alloc
+  /// goes on).
+  std::string message_copy(std::string_view message) {
+    try {
+      return std::string{message};
+    } catch (...) {
+      dropped_for_memory();
       throw;
     }
   }
