@@ -19,6 +19,7 @@
 
 #include "support/catch.hpp"
 #include "support/counting_fn.hpp"
+#include "support/forwarding_byte_store.hpp"
 #include "support/map_byte_store.hpp"
 
 using namespace std::chrono_literals;
@@ -58,43 +59,29 @@ struct BatchLoader {
 /// A byte store that counts how it is read (MapByteStore answers). `before_lock`, if set, runs
 /// once, at the first try_lock_many, before the locks are taken: another process storing values in
 /// the window between a bulk call's read and its locks.
-class CountingByteStore final : public larder::ByteStore {
+class CountingByteStore final : public larder::testing::ForwardingByteStore {
  public:
-  explicit CountingByteStore(MapByteStore& inner) : inner_{inner} {}
+  explicit CountingByteStore(MapByteStore& inner) : ForwardingByteStore{inner} {}
   std::optional<std::string> get(std::string_view key) override {
     ++gets;
-    return inner_.get(key);
+    return ForwardingByteStore::get(key);
   }
   std::vector<std::optional<std::string>> get_many(std::span<const std::string> keys) override {
     ++get_manys;
     batches.push_back(keys.size());
     std::vector<std::optional<std::string>> out;
-    for (const auto& k : keys) out.push_back(inner_.get(k));
+    for (const auto& k : keys) out.push_back(ForwardingByteStore::get(k));
     return out;
-  }
-  void set(std::string_view key, std::string_view bytes, std::chrono::milliseconds ttl) override {
-    inner_.set(key, bytes, ttl);
-  }
-  void erase(std::string_view key) override { inner_.erase(key); }
-  bool try_lock(std::string_view key, std::string_view token,
-                std::chrono::milliseconds lease) override {
-    return inner_.try_lock(key, token, lease);
   }
   std::vector<bool> try_lock_many(std::span<const std::string> keys, std::string_view token,
                                   std::chrono::milliseconds lease) override {
     if (auto hook = std::exchange(before_lock, nullptr)) hook();
-    return inner_.try_lock_many(keys, token, lease);
-  }
-  bool unlock(std::string_view key, std::string_view token) override {
-    return inner_.unlock(key, token);
+    return inner().try_lock_many(keys, token, lease);
   }
   std::function<void()> before_lock;
   std::atomic<int> gets{0};
   std::atomic<int> get_manys{0};
   std::vector<std::size_t> batches;  // the size of each get_many
-
- private:
-  MapByteStore& inner_;
 };
 
 std::vector<Source> sources_of(const std::vector<larder::Result<std::int64_t>>& rs) {

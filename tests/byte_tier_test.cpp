@@ -15,6 +15,7 @@
 
 #include "support/catch.hpp"
 #include "support/counting_fn.hpp"
+#include "support/forwarding_byte_store.hpp"
 #include "support/gate.hpp"
 #include "support/map_byte_store.hpp"
 
@@ -318,32 +319,18 @@ TEST_CASE("A stale memory copy another instance already refreshed is taken from 
 namespace {
 /// A byte store over `inner` whose next get(), once armed, waits at `gate` and throws
 /// std::bad_alloc (what a store's allocation of the bytes read may throw: not a StoreError).
-class OutOfMemoryGet final : public larder::ByteStore {
+class OutOfMemoryGet final : public larder::testing::ForwardingByteStore {
  public:
-  explicit OutOfMemoryGet(MapByteStore& inner) : inner_{inner} {}
+  explicit OutOfMemoryGet(MapByteStore& inner) : ForwardingByteStore{inner} {}
   std::optional<std::string> get(std::string_view key) override {
     if (fail_next_get.exchange(false)) {
       gate.pass();
       throw std::bad_alloc();
     }
-    return inner_.get(key);
-  }
-  void set(std::string_view key, std::string_view bytes, std::chrono::milliseconds ttl) override {
-    inner_.set(key, bytes, ttl);
-  }
-  void erase(std::string_view key) override { inner_.erase(key); }
-  bool try_lock(std::string_view key, std::string_view token,
-                std::chrono::milliseconds lease) override {
-    return inner_.try_lock(key, token, lease);
-  }
-  bool unlock(std::string_view key, std::string_view token) override {
-    return inner_.unlock(key, token);
+    return ForwardingByteStore::get(key);
   }
   std::atomic<bool> fail_next_get{false};
   larder::testing::Gate gate;
-
- private:
-  MapByteStore& inner_;
 };
 }  // namespace
 

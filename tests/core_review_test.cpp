@@ -18,6 +18,7 @@
 
 #include "support/catch.hpp"
 #include "support/counting_fn.hpp"
+#include "support/forwarding_byte_store.hpp"
 #include "support/gate.hpp"
 #include "support/manual_executor.hpp"
 #include "support/map_byte_store.hpp"
@@ -305,28 +306,19 @@ TEST_CASE("A memory tier that cannot store a computed value fails no call", "[re
 namespace {
 /// A byte store whose set() breaks its contract (throws something other than StoreError) while
 /// `set_fails` is set.
-class RudeByteStore final : public larder::ByteStore {
+class RudeByteStore final : public larder::testing::ForwardingByteStore {
  public:
-  explicit RudeByteStore(MapByteStore& inner) : inner_{inner} {}
-  std::optional<std::string> get(std::string_view key) override { return inner_.get(key); }
+  explicit RudeByteStore(MapByteStore& inner) : ForwardingByteStore{inner} {}
   void set(std::string_view key, std::string_view bytes, std::chrono::milliseconds ttl) override {
     if (set_fails) throw std::runtime_error("rude store");
-    inner_.set(key, bytes, ttl);
-  }
-  void erase(std::string_view key) override { inner_.erase(key); }
-  bool try_lock(std::string_view key, std::string_view token,
-                std::chrono::milliseconds lease) override {
-    return inner_.try_lock(key, token, lease);
+    ForwardingByteStore::set(key, bytes, ttl);
   }
   bool unlock(std::string_view key, std::string_view token) override {
     if (unlock_fails) throw std::runtime_error("rude unlock");
-    return inner_.unlock(key, token);
+    return ForwardingByteStore::unlock(key, token);
   }
   std::atomic<bool> set_fails{false};
   std::atomic<bool> unlock_fails{false};
-
- private:
-  MapByteStore& inner_;
 };
 
 /// Runs tasks when told, and keeps them afterwards (as an executor may destroy a task late).
