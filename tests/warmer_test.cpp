@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <future>
 #include <larder/executor.hpp>
 #include <larder/warmer.hpp>
 #include <limits>
@@ -410,6 +411,50 @@ TEST_CASE("Warmer: a blocking enqueue from inside a warming waits while another 
     CHECK(warmed == std::vector<std::int64_t>{1, 10, 11, 12});
   }
   CHECK(larder::testing::destroys_within(std::move(w), 10s));
+}
+
+TEST_CASE("Warmer: a blocking enqueue inside a pump nested in another on one thread throws",
+          "[warmer]") {
+  // The executor refuses every pump, so each runs on the thread that enqueued: 1's warming
+  // enqueues 2, whose pump runs inside it. Two pumps, one thread: neither can make room for 4.
+  // The first enqueue runs on a thread of its own, so that a deadlock fails a bounded wait (the
+  // warmer and the thread are then leaked).
+  using W = larder::Warmer<std::int64_t>;
+  RefusingExecutor ex;
+  std::atomic<W*> self{nullptr};
+  std::atomic<bool> threw{false};
+  auto w = std::make_unique<W>(
+      [&](const std::int64_t& id, WarmKind) {
+        W& me = *self.load();
+        if (id == 1) me.enqueue(2);
+        if (id == 2) {
+          me.enqueue(3);  // queued: both pumps are running
+          try {
+            me.enqueue(4);  // full
+          } catch (const std::logic_error& e) {
+            threw = std::string{e.what()}.find("no other worker free") != std::string::npos;
+            throw;
+          }
+        }
+      },
+      W::ListFn{}, larder::WarmerOptions{.capacity = 1, .workers = 2, .executor = &ex});
+  self = w.get();
+  auto done = std::make_shared<std::promise<void>>();
+  auto finished = done->get_future();
+  std::thread([&w, done] {
+    w->enqueue(1);
+    done->set_value();
+  }).detach();
+  const bool returned = finished.wait_for(10s) == std::future_status::ready;
+  CHECK(returned);
+  if (!returned) {
+    (void)w.release();  // still in use by the stuck thread
+    return;
+  }
+  CHECK(threw);
+  const auto p = w->progress();
+  CHECK(p.failed == 1);  // 2
+  CHECK(p.done == 2);    // 1 and 3
 }
 
 TEST_CASE("ThreadPool: 0 threads or more than max_threads is std::invalid_argument", "[executor]") {

@@ -212,17 +212,18 @@ class Warmer {
         ++rejected_;
         return false;
       }
-      if (inside_own_warming()) {
-        // Only another pump can make room. If every other one is waiting here too (or there is
-        // none: workers = 1), waiting would never end.
-        if (pumps_ <= blocked_inside_ + 1)
+      if (const std::size_t own = own_pumps_here(); own != 0) {
+        // Only another pump can make room: not this thread's (this one, and those it runs inside
+        // when an executor refused a pump), nor those waiting here too. If none is left (with
+        // workers = 1, never), waiting would never end.
+        if (pumps_ <= blocked_inside_ + own)
           throw std::logic_error(
               "larder::Warmer::enqueue: called from inside one of its own warmings with the queue "
               "full and no other worker free to make room, it would wait for itself (use "
               "OnFull::reject, more workers or a larger capacity)");
-        ++blocked_inside_;
+        blocked_inside_ += own;
         room_cv_.wait(lock);
-        --blocked_inside_;
+        blocked_inside_ -= own;
         continue;
       }
       room_cv_.wait(lock);
@@ -352,16 +353,18 @@ class Warmer {
   /// Throws std::logic_error if this thread is running one of this warmer's pumps (`what` waits
   /// for them to end, so it would wait for itself).
   void refuse_inside_warming(const char* what) const {
-    if (inside_own_warming())
+    if (own_pumps_here() != 0)
       throw std::logic_error(std::string{"larder::Warmer::"} + what +
                              ": called from inside one of its own warmings (the warm function "
                              "or on_error), it would wait for itself");
   }
-  /// Whether this thread is running one of this warmer's pumps.
-  bool inside_own_warming() const noexcept {
+  /// How many of this warmer's pumps this thread is running (one inside another when an executor
+  /// refused a pump and the enqueuing warming ran it).
+  std::size_t own_pumps_here() const noexcept {
+    std::size_t n = 0;
     for (const detail::PumpFrame* f = detail::pump_frames; f != nullptr; f = f->outer)
-      if (f->warmer == this) return true;
-    return false;
+      n += f->warmer == this ? 1 : 0;
+    return n;
   }
 
   /// Nothing queued or running; mutex_ held.
@@ -475,7 +478,7 @@ class Warmer {
   std::unordered_map<Id, WarmKind> queued_;  // the IDs in queue_, with what they are queued for
   std::size_t pumps_ = 0;                    // pump tasks submitted and not ended
   std::size_t running_ = 0;
-  std::size_t blocked_inside_ = 0;  // pumps waiting in enqueue for room (OnFull::block)
+  std::size_t blocked_inside_ = 0;  // pumps whose thread waits in enqueue for room
   bool stopping_ = false;
   std::uint64_t total_ = 0, done_ = 0, failed_ = 0, cancelled_ = 0, deduplicated_ = 0,
                 rejected_ = 0;
