@@ -555,18 +555,25 @@ class ShadowTuner {
     period_ = 10 * static_cast<std::uint64_t>(entries);
   }
 
-  /// Whether requests for `key` reach the shadows (the spatial sample): record() ignores the
-  /// others, and callers test this first so that the common case costs no call.
+  /// One request for `key` (an entry of `weight`). True at the end of a period: `out` then holds
+  /// the share, margin and history to use from now on. Only the keys of the spatial sample reach
+  /// the shadows: the test is inline, so that the common case (19 requests in 20 at 10,000
+  /// entries) costs no call.
+  bool record(std::uint32_t key, std::uint64_t weight, Choice& out) noexcept {
+    return samples(key) && record_sampled(key, weight, out);
+  }
+
+  /// Whether requests for `key` are in the spatial sample.
   bool samples(std::uint32_t key) const noexcept {
     std::uint64_t h = key * 0x9e3779b97f4a7c15ULL;
     h ^= h >> 29;
     return (h >> 48) < threshold_;
   }
 
-  /// One request for `key` (an entry of `weight`). True at the end of a period: `out` then holds
-  /// the share, margin and history to use from now on.
-  bool record(std::uint32_t key, std::uint64_t weight, Choice& out) noexcept {
-    if (!samples(key)) return false;
+ private:
+  /// record() for a key of the sample.
+  [[gnu::noinline]] bool record_sampled(std::uint32_t key, std::uint64_t weight,
+                                        Choice& out) noexcept {
     for (FrequencySketch& sketch : sketches_) sketch.increment(key);
     bool hit[kShadows];
     for (std::size_t i = 0; i < kShadows; ++i) hit[i] = shadows_[i].request(key, weight, victims_);
@@ -617,7 +624,6 @@ class ShadowTuner {
     return true;
   }
 
- private:
   /// One shadow cache with its own fixed pool of hooks and key index (open addressing).
   struct Shadow {
     std::unique_ptr<WTinyLfu> cache;
@@ -728,7 +734,6 @@ class ShadowTuner {
 inline WTinyLfu::~WTinyLfu() = default;
 
 inline void WTinyLfu::record(const TinyLfuHook* n) noexcept {
-  if (!tuner_->samples(n->key_hash)) return;
   ShadowTuner::Choice choice{};
   if (!tuner_->record(n->key_hash, n->weight, choice)) return;
   margin_ = choice.margin;
