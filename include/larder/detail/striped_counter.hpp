@@ -34,6 +34,12 @@ class StripeRegistry {
       stripe = first_use();
     return stripe;
   }
+  /// The calling thread's stripe if it has claimed one, else null. Never claims, never calls: for
+  /// a fast path that leaves the first use to its slow path.
+  static const ThreadStripe* claimed() noexcept {
+    const ThreadStripe& stripe = cell();
+    return stripe.index == kUnset ? nullptr : &stripe;
+  }
 
  private:
   static constexpr std::size_t kUnset = ~std::size_t{0};
