@@ -2,19 +2,23 @@
 // stats and the result handle.
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <future>
 #include <larder/larder.hpp>
+#include <limits>
 #include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "support/catch.hpp"
 #include "support/counting_fn.hpp"
+#include "support/gate.hpp"
 #include "support/manual_executor.hpp"
 
 using namespace std::chrono_literals;
@@ -248,6 +252,110 @@ TEST_CASE("Single-flight table: flights of many keys are joined and removed by t
   CHECK(led[5]->error != nullptr);
   // A finished key starts a new flight.
   CHECK(flights.join("k:4").leader);
+}
+
+TEST_CASE(
+    "Single-flight keys a computation as the memory tier keys its entry: -0.0 and 0.0 "
+    "apart, every NaN together",
+    "[cached][concurrency]") {
+  // Flights are keyed by the call's typed key and hash, not by its rendered string: two calls
+  // share a computation exactly when they would share an entry.
+  larder::MemoryStore store;
+  larder::testing::Gate gate;
+  std::atomic<int> calls{0};
+  larder::Cached c{store, "T", "f", [&](std::int64_t id, double x) {
+                     ++calls;
+                     gate.pass();
+                     return id + (std::signbit(x) ? 100 : 0);
+                   }};
+  const auto wait_for_calls = [&](int n) {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (calls.load() < n && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(1ms);
+    return calls.load();
+  };
+
+  gate.close();
+  auto zero = std::async(std::launch::async, [&] { return c(1, 0.0); });
+  gate.wait_inside(1);
+  auto negative_zero = std::async(std::launch::async, [&] { return c(1, -0.0); });
+  CHECK(wait_for_calls(2) == 2);  // its own computation, not a wait on 0.0's
+  gate.open();
+  CHECK(*zero.get() == 1);
+  CHECK(*negative_zero.get() == 101);
+  CHECK(c.stats().coalesced == 0);
+
+  gate.close();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  auto first = std::async(std::launch::async, [&] { return c(2, nan); });
+  gate.wait_inside(1);
+  auto other = std::async(std::launch::async, [&] { return c(2, -nan); });  // another NaN
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (c.stats().waiting < 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  CHECK(c.stats().waiting == 1);  // it joined the computation under way
+  gate.open();
+  CHECK(*first.get() == 2);
+  const auto joined = other.get();
+  CHECK(*joined == 2);
+  CHECK(joined.source() == larder::Source::coalesced);
+  CHECK(calls.load() == 3);
+}
+
+TEST_CASE("Error reports and refusals of a memory-only Cached carry the call's rendered key",
+          "[cached][failure]") {
+  // Without a byte store a miss renders no key string; one is rendered when a report or an error
+  // message needs it, and it is the key key() gives, its over-long tail hashed.
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  ManualExecutor executor;
+  std::vector<std::pair<larder::ErrorEvent::Kind, std::string>> events;
+  bool fail = false;
+  larder::testing::Gate gate;
+  larder::Cached c{store,
+                   "T",
+                   "f",
+                   [&](std::int64_t id, const std::string& p) {
+                     gate.pass();
+                     if (fail) throw std::runtime_error("database down");
+                     return id + static_cast<std::int64_t>(p.size());
+                   },
+                   {.ttl = 24h,
+                    .fresh_for = 1h,
+                    .stale_if_error = 2h,
+                    .refresh = larder::Refresh::background,
+                    .on_cold = larder::OnCold::fail_fast,
+                    .clock = &clock,
+                    .executor = &executor,
+                    .on_error = [&](const larder::ErrorEvent& e) {
+                      events.emplace_back(e.kind, std::string{e.key});
+                    }}};
+  const std::string long_param(300, 'p');
+  const std::string key = c.key(7, long_param);
+  CHECK(key.find('#') != std::string::npos);  // hashed: longer than max_key_length
+  CHECK(*c(7, long_param) == 307);
+  clock.advance(90min);
+  fail = true;
+  CHECK(*c(7, long_param) == 307);  // stale; the refresh is queued
+  CHECK(executor.run_all() == 1);   // and fails: stale_if_error keeps the stale value
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].first == larder::ErrorEvent::Kind::stale_served_on_error);
+  CHECK(events[0].second == key);
+
+  clock.advance(3h);  // past stale_if_error: the background refresh's failure is reported
+  CHECK(*c(7, long_param) == 307);
+  CHECK(executor.run_all() == 1);
+  REQUIRE(events.size() == 2);
+  CHECK(events[1].first == larder::ErrorEvent::Kind::background_refresh);
+  CHECK(events[1].second == key);
+
+  fail = false;
+  gate.close();
+  auto leader = std::async(std::launch::async, [&] { return c(8, long_param); });
+  gate.wait_inside(1);
+  CHECK_THROWS_WITH(c(8, long_param), Catch::Contains(c.key(8, long_param)));
+  gate.open();
+  CHECK(*leader.get() == 308);
 }
 
 TEST_CASE("An exception reaches every waiter and nothing is cached", "[cached][failure]") {

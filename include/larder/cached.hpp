@@ -286,12 +286,12 @@ class Cached<Fn, detail::Signature<R, A...>> {
         [&](const auto& id, const auto&... params) -> result_type {
           Call call = make_call(hash_of(id, params...), id, params...);
           for (;;) {
-            auto ticket = flights_.join(call.identity_key());
+            auto ticket = flights_.join(call.flight_key());
             if (ticket.leader) {
-              typename Flights::Leader leader{flights_, call.identity_key(), ticket.flight};
-              RefreshWrite write{&call.key};
+              typename Flights::Leader leader{flights_, call.flight_key(), ticket.flight};
+              RefreshWrite write{&call};
               result_type r = compute_and_store(call, leader, std::nullopt, args...);
-              if (bytes_ && !write.written) erase_remote(call.key, /*refresh=*/true);
+              if (bytes_ && !write.written) erase_remote(call.key(), /*refresh=*/true);
               broadcast(call);
               return r;
             }
@@ -389,7 +389,6 @@ class Cached<Fn, detail::Signature<R, A...>> {
   // ---- bulk get-or-compute ----
 
  private:
-  using Flights = detail::SingleFlight<value_type>;
   template <class T>
   using id_t = std::remove_cvref_t<decltype(entity_id(std::declval<const T&>()))>;
   template <class T>
@@ -403,27 +402,63 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// The key as the memory store keeps it: the entity id, then the params, in owning form.
   using Key = typename key_of<A...>::type;
 
+  /// What single flight keys a call's computation by: its typed key and its memory-tier hash (no
+  /// rendered string: a miss without a byte store renders none). Compared as the memory tier
+  /// compares keys (stored_equal), so two calls share a flight exactly when they share an entry.
+  struct FlightKey {
+    std::uint64_t hash;
+    Key key;
+  };
+  struct FlightKeyHash {
+    std::size_t operator()(const FlightKey& k) const noexcept {
+      return static_cast<std::size_t>(k.hash);
+    }
+  };
+  struct FlightKeyEqual {
+    bool operator()(const FlightKey& a, const FlightKey& b) const noexcept {
+      return a.hash == b.hash && stored_equal(a.key, b.key);
+    }
+  };
+  using Flights = detail::SingleFlight<value_type, FlightKey, FlightKeyHash, FlightKeyEqual>;
+
   /// A stale entry being recomputed, and the tier it was read from (what stale_if_error serves).
   struct Stale {
     Found<value_type> found;
     Source source;
   };
 
-  /// What the slow paths need to know of a call.
+  /// What the slow paths need to know of a call. Its key string is rendered when first asked for:
+  /// at once when there is a byte store, which keys by it; without one, only for an error message
+  /// or report (a miss in memory alone renders nothing).
   struct Call {
     std::uint64_t hash;
-    std::string key;  // rendered (its tail hashed if too long): the byte store's key
     Key stored_key;
-    std::string identity;  // when `key` is hashed: the whole rendered key; else empty
-    /// The call's full rendered key, which no other call shares: what single-flight keys on and
-    /// a byte-store payload must carry (a hashed `key` might collide; this cannot).
-    const std::string& identity_key() const noexcept { return identity.empty() ? key : identity; }
+    const Cached* owner;
+    mutable std::string rendered{};  // key(), once rendered (never empty then: it has the head)
+    mutable std::string identity{};  // when key() is hashed: the whole rendered key; else empty
+
+    /// The rendered key (its tail hashed if too long): the byte store's key.
+    const std::string& key() const {
+      if (rendered.empty()) {
+        rendered =
+            std::apply([&](const auto&... parts) { return owner->render_to(&identity, parts...); },
+                       stored_key);
+      }
+      return rendered;
+    }
+    /// The call's full rendered key, which no other call shares: what a byte-store payload must
+    /// carry (a hashed key() might collide; this cannot).
+    const std::string& identity_key() const {
+      const std::string& k = key();
+      return identity.empty() ? k : identity;
+    }
+    FlightKey flight_key() const { return FlightKey{hash, stored_key}; }
   };
 
   template <class Id, class... P>
   Call make_call(std::uint64_t h, const Id& id, const P&... params) const {
-    Call call{h, {}, make_key(id, params...), {}};
-    call.key = render_to(&call.identity, id, params...);
+    Call call{h, make_key(id, params...), this};
+    if (bytes_) call.rendered = render_to(&call.identity, id, params...);
     return call;
   }
 
@@ -596,9 +631,9 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// Nothing usable in memory: look in the shared tier, else compute (once). Kept out of line (as
   /// on_stale_probe is), so that the hit path in operator() stays small.
   [[gnu::noinline]] result_type on_miss(Call call, TimePoint now, detail::param_t<A>... args) {
-    auto ticket = flights_.join(call.identity_key());
+    auto ticket = flights_.join(call.flight_key());
     if (!ticket.leader) return wait_for_other(call, *ticket.flight, now);
-    typename Flights::Leader leader{flights_, call.identity_key(), ticket.flight};
+    typename Flights::Leader leader{flights_, call.flight_key(), ticket.flight};
     try {
       return lead_miss(std::move(call), leader, now, args...);
     } catch (...) {
@@ -642,11 +677,11 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
   /// Another caller in this process is computing the key: wait for it, or refuse to.
   result_type wait_for_other(const Call& call, typename Flights::Flight& flight, TimePoint now) {
-    if (opts_.on_cold == OnCold::fail_fast) throw cold_refusal(call.key, "caller", false);
+    if (opts_.on_cold == OnCold::fail_fast) throw cold_refusal(call.key(), "caller", false);
     waiting_.fetch_add(1, std::memory_order_relaxed);
     const bool done = flight.wait_for(opts_.cold_wait);
     waiting_.fetch_sub(1, std::memory_order_relaxed);
-    if (!done) throw cold_refusal(call.key, "caller", true);
+    if (!done) throw cold_refusal(call.key(), "caller", true);
     if (flight.error) {
       try {
         std::rethrow_exception(flight.error);
@@ -666,15 +701,15 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// A stale entry (memory or remote): serve it, and have exactly one caller or task recompute it.
   result_type on_stale(Call call, Found<value_type> stale, Source source, TimePoint now,
                        detail::param_t<A>... args) {
-    auto flight = flights_.try_lead(call.identity_key());
+    auto flight = flights_.try_lead(call.flight_key());
     if (!flight) {  // somebody in this process is refreshing it already
       stale_serves_.add();
       return result_type{std::move(stale.value), source, true, stale.stamps.written, now};
     }
-    auto leader = std::make_shared<typename Flights::Leader>(flights_, call.identity_key(), flight);
+    auto leader = std::make_shared<typename Flights::Leader>(flights_, call.flight_key(), flight);
     std::optional<RemoteLock> lock;
     if (bytes_) {
-      lock = try_remote_lock(call.key);
+      lock = try_remote_lock(call.key());
       if (lock && !lock->held) {  // another process is refreshing it: its result will reach us
         leader->complete(stale.value, stale.stamps);
         stale_serves_.add();
@@ -692,13 +727,13 @@ class Cached<Fn, detail::Signature<R, A...>> {
           try {
             return refreshed_elsewhere(call, stale);
           } catch (...) {
-            unlock_remote(*lock, call.key);
+            unlock_remote(*lock, call.key());
             fail_pending(*leader);
             throw;
           }
         }();
         if (fresh) {
-          RemoteUnlock unlock{this, lock, call.key};
+          RemoteUnlock unlock{this, lock, call.key()};
           leader->complete(fresh->value, fresh->stamps);
           hits_.add();  // answered from the shared tier without running fn
           return result_type{std::move(fresh->value), Source::remote, false, fresh->stamps.written,
@@ -715,7 +750,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       }
     }
     misses_.add();
-    RemoteUnlock unlock{this, lock, call.key};
+    RemoteUnlock unlock{this, lock, call.key()};
     return compute_and_store(call, *leader, Stale{std::move(stale), source}, args...);
   }
 
@@ -772,17 +807,17 @@ class Cached<Fn, detail::Signature<R, A...>> {
     return [this, call, stale, leader, lock,
             held = detail::HeldArgs<A...>{detail::hold<A>(args)...}]() mutable {
       {
-        RemoteUnlock unlock{this, lock, call.key};
+        RemoteUnlock unlock{this, lock, call.key()};
         try {
           std::apply(
               [&](auto&... a) { compute_and_store(call, *leader, stale, detail::lend<A>(a)...); },
               held);
         } catch (const std::exception& e) {
           fail_pending(*leader);
-          report(ErrorEvent::Kind::background_refresh, call.key, e.what());
+          report(ErrorEvent::Kind::background_refresh, call, e.what());
         } catch (...) {
           fail_pending(*leader);
-          report(ErrorEvent::Kind::background_refresh, call.key, "unknown exception");
+          report(ErrorEvent::Kind::background_refresh, call, "unknown exception");
         }
       }
       // The flight ended above in every case: the Leader this task object still holds, which the
@@ -847,10 +882,10 @@ class Cached<Fn, detail::Signature<R, A...>> {
                                        TimePoint now, detail::param_t<A>... args) {
     const auto deadline = detail::saturating_add(std::chrono::steady_clock::now(), opts_.cold_wait);
     for (;;) {
-      const std::optional<RemoteLock> lock = try_remote_lock(call.key);
+      const std::optional<RemoteLock> lock = try_remote_lock(call.key());
       if (!lock) break;  // store unreachable: compute without coordination
       if (lock->held) {
-        RemoteUnlock unlock{this, lock, call.key};
+        RemoteUnlock unlock{this, lock, call.key()};
         // The previous holder may have stored the value just before we took the lock (a second
         // read of bytes already found undecodable is not counted again).
         if (auto remote = read_remote(call, clock_->now(), /*count_errors=*/false)) {
@@ -863,9 +898,9 @@ class Cached<Fn, detail::Signature<R, A...>> {
         misses_.add();
         return compute_and_store(call, leader, std::nullopt, args...);
       }
-      if (opts_.on_cold == OnCold::fail_fast) throw cold_refusal(call.key, "process", false);
+      if (opts_.on_cold == OnCold::fail_fast) throw cold_refusal(call.key(), "process", false);
       if (std::chrono::steady_clock::now() >= deadline)
-        throw cold_refusal(call.key, "process", true);
+        throw cold_refusal(call.key(), "process", true);
       poll_pause(deadline);
       if (auto remote = read_remote(call, clock_->now())) {
         fill_memory(call, remote->value, remote->stamps);
@@ -910,7 +945,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       if (stale && opts_.stale_if_error.count() > 0 && !stale->found.stamps.expired(now) &&
           now < detail::saturating_add(stale->found.stamps.fresh_until, opts_.stale_if_error)) {
         stale_on_error_.add();
-        report_current(ErrorEvent::Kind::stale_served_on_error, call.key);
+        report_current(ErrorEvent::Kind::stale_served_on_error, call);
         leader.complete(stale->found.value, stale->found.stamps);
         return result_type{std::move(stale->found.value), stale->source, true,
                            stale->found.stamps.written, now};
@@ -927,7 +962,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       write_remote(call, *value, stamps);
     } else if (stale) {
       erase_everywhere(call);  // the stale entry must not outlive what replaced it
-    } else if (RefreshWrite::of(call.key) != nullptr) {
+    } else if (RefreshWrite::of(call) != nullptr) {
       // refresh(): its old value must go too (refresh deletes the shared tier's copy itself,
       // as nothing was written there). A cold miss has nothing to drop.
       erase_memory(call);
@@ -951,7 +986,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     } catch (...) {
       store_errors_.add();
       try {
-        report_current(ErrorEvent::Kind::store, call.key);
+        report_current(ErrorEvent::Kind::store, call);
       } catch (...) {
         // No memory even for the report.
       }
@@ -962,7 +997,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
                                                bool count_errors = true) {
     if constexpr (Encodable<value_type>) {
       if (!bytes_ || !bytes_->available()) return std::nullopt;
-      const std::string& key = call.key;
+      const std::string& key = call.key();
       std::optional<std::string> bytes;
       try {
         bytes = bytes_->get(key);
@@ -992,26 +1027,26 @@ class Cached<Fn, detail::Signature<R, A...>> {
   }
 
   /// Set by refresh() on its thread while it computes and stores: write_remote marks whether the
-  /// refresh's own write (its Call's key object, by address) reached the shared tier.
+  /// refresh's own write (its Call, by address) reached the shared tier.
   struct RefreshWrite {
-    explicit RefreshWrite(const std::string* k) : key{k}, outer{current} { current = this; }
+    explicit RefreshWrite(const Call* c) : call{c}, outer{current} { current = this; }
     ~RefreshWrite() { current = outer; }
     RefreshWrite(const RefreshWrite&) = delete;
     RefreshWrite& operator=(const RefreshWrite&) = delete;
-    const std::string* key;
+    const Call* call;
     RefreshWrite* outer;  // a refresh under way further up this thread (fn called refresh())
     bool written = false;
     static inline thread_local RefreshWrite* current = nullptr;
-    /// The refresh under way on this thread whose Call's key is `key` (by address), or null.
-    static RefreshWrite* of(const std::string& key) noexcept {
-      return current != nullptr && current->key == &key ? current : nullptr;
+    /// The refresh under way on this thread whose Call is `call` (by address), or null.
+    static RefreshWrite* of(const Call& call) noexcept {
+      return current != nullptr && current->call == &call ? current : nullptr;
     }
   };
 
   void write_remote(const Call& call, const value_type& value, const Stamps& stamps) {
-    const std::string& key = call.key;
     if constexpr (Encodable<value_type>) {
       if (!bytes_ || !bytes_->available()) return;
+      const std::string& key = call.key();
       // The payload carries the call's whole key: a reader whose hashed key collides with this
       // one's rejects it (DecodeError: a miss), never serves it. A value the codec refuses (a
       // to_json that throws) is not cached there: counted and reported as a store error, as a
@@ -1035,12 +1070,12 @@ class Cached<Fn, detail::Signature<R, A...>> {
         const auto ttl =
             std::chrono::duration_cast<std::chrono::milliseconds>(stamps.expires - stamps.written);
         bytes_->set(key, payload, std::max(ttl, std::chrono::milliseconds{1}));
-        if (RefreshWrite* w = RefreshWrite::of(key)) w->written = true;
+        if (RefreshWrite* w = RefreshWrite::of(call)) w->written = true;
       } catch (const StoreError& e) {
         store_error(key, e);
       }
     } else {
-      (void)key;
+      (void)call;
       (void)value;
       (void)stamps;
     }
@@ -1048,7 +1083,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
   void erase_everywhere(const Call& call) {
     erase_memory(call);
-    if (bytes_) erase_remote(call.key, /*refresh=*/false);
+    if (bytes_) erase_remote(call.key(), /*refresh=*/false);
   }
 
   void erase_memory(const Call& call) {
@@ -1081,7 +1116,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       bus_->publish(head_, hash_check_, call.hash, bus_id_);
     } catch (const std::exception& e) {
       store_errors_.add();
-      report(ErrorEvent::Kind::store, call.key, e.what());
+      report(ErrorEvent::Kind::store, call, e.what());
     }
   }
 
@@ -1153,6 +1188,25 @@ class Cached<Fn, detail::Signature<R, A...>> {
       report(kind, key, "unknown exception");
     }
   }
+  /// report() for a call whose key may not be rendered yet: rendered only if someone listens (and
+  /// a failure to render it is a failed report, which is swallowed like a throwing logger).
+  void report(ErrorEvent::Kind kind, const Call& call, std::string_view what) {
+    if (!opts_.on_error) return;
+    try {
+      opts_.on_error(ErrorEvent{kind, call.key(), what});
+    } catch (...) {
+      // As above; or no memory to render the key.
+    }
+  }
+  void report_current(ErrorEvent::Kind kind, const Call& call) {
+    try {
+      throw;
+    } catch (const std::exception& e) {
+      report(kind, call, e.what());
+    } catch (...) {
+      report(kind, call, "unknown exception");
+    }
+  }
 
   // ---- bulk get-or-compute ----
   template <class First, class... Rest>
@@ -1209,7 +1263,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       if (lock && !lock->held) {
         awaited.push_back(std::move(led[i]));
       } else if (lock) {
-        locks.locks.emplace_back(std::move(*lock), led[i].first->call.key);
+        locks.locks.emplace_back(std::move(*lock), led[i].first->call.key());
         locked.push_back(std::move(led[i]));
       } else {
         here.push_back(std::move(led[i]));
@@ -1253,7 +1307,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     if (misses.empty()) return locks;
     std::vector<std::string> keys;
     keys.reserve(misses.size());
-    for (const BulkMiss* m : misses) keys.push_back(lock_key(m->call.key));
+    for (const BulkMiss* m : misses) keys.push_back(lock_key(m->call.key()));
     const std::string token = detail::lock_token();
     try {
       if (!bytes_->available()) return locks;
@@ -1262,7 +1316,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       for (std::size_t i = 0; i < misses.size() && i < taken.size(); ++i)
         locks[i] = RemoteLock{std::move(keys[i]), token, taken[i]};
     } catch (const StoreError& e) {
-      store_error(misses.front()->call.key, e);
+      store_error(misses.front()->call.key(), e);
     }
     return locks;
   }
@@ -1305,7 +1359,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
                     std::exception_ptr& first_error) {
     auto refuse = [&](bool waited) {
       for (auto& [m, leader] : awaited) {
-        auto error = std::make_exception_ptr(cold_refusal(m->call.key, "process", waited));
+        auto error = std::make_exception_ptr(cold_refusal(m->call.key(), "process", waited));
         leader->fail(error);
         if (!first_error) first_error = error;
       }
@@ -1426,13 +1480,13 @@ class Cached<Fn, detail::Signature<R, A...>> {
     Led led;
     std::vector<std::pair<const BulkMiss*, typename Flights::FlightPtr>> joined;
     for (const BulkMiss& m : misses) {
-      auto ticket = flights_.join(m.call.identity_key());
+      auto ticket = flights_.join(m.call.flight_key());
       if (!ticket.leader) {
         joined.emplace_back(&m, std::move(ticket.flight));
         continue;
       }
-      auto leader = std::make_unique<typename Flights::Leader>(flights_, m.call.identity_key(),
-                                                               ticket.flight);
+      auto leader =
+          std::make_unique<typename Flights::Leader>(flights_, m.call.flight_key(), ticket.flight);
       if (mem_) {  // another leader may have stored it between our lookup and our join
         auto eq = [&](const Key& k) { return stored_equal(k, m.call.stored_key); };
         if (auto found = mem_->template find<Key, value_type>(ns_, m.call.hash, eq, now);
@@ -1526,7 +1580,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       if (!bytes_->available()) return found;
       std::vector<std::string> keys;
       keys.reserve(misses.size());
-      for (const BulkMiss* m : misses) keys.push_back(m->call.key);
+      for (const BulkMiss* m : misses) keys.push_back(m->call.key());
       std::vector<std::optional<std::string>> bytes;
       try {
         bytes = bytes_->get_many(std::span<const std::string>{keys});

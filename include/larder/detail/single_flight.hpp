@@ -13,7 +13,8 @@
 // Concurrency. The table is split into kShards shards by the key's hash, each guarded by its own
 // mutex (held for a hash lookup, never during a computation), so threads that miss on different
 // keys do not queue on one lock; each flight has its own mutex and condition variable. Keys are
-// rendered strings: a miss costs a computation, so rendering its key is noise. See
+// of any hashable type: Cached keys its flights by the call's typed key and its 64-bit hash, so a
+// miss renders no key string unless a byte store or an error report needs one. See
 // docs/design.md, "Concurrency".
 #pragma once
 
@@ -38,7 +39,7 @@
 
 namespace larder::detail {
 
-template <class V>
+template <class V, class K = std::string, class Hash = std::hash<K>, class Eq = std::equal_to<K>>
 class SingleFlight {
  public:
   struct Flight {
@@ -70,7 +71,7 @@ class SingleFlight {
   };
 
   /// Joins the flight for key, creating it (and becoming its leader) if there is none.
-  Ticket join(const std::string& key) {
+  Ticket join(const K& key) {
     Shard& s = shard_of(key);
     std::lock_guard lock{s.mutex};
     auto [it, inserted] = s.flights.try_emplace(key);
@@ -79,7 +80,7 @@ class SingleFlight {
   }
 
   /// Becomes the leader of a new flight for key, or returns null if one is under way.
-  FlightPtr try_lead(const std::string& key) {
+  FlightPtr try_lead(const K& key) {
     Shard& s = shard_of(key);
     std::lock_guard lock{s.mutex};
     auto [it, inserted] = s.flights.try_emplace(key);
@@ -88,7 +89,7 @@ class SingleFlight {
     return it->second;
   }
 
-  void complete(const std::string& key, const FlightPtr& flight, std::shared_ptr<const V> value,
+  void complete(const K& key, const FlightPtr& flight, std::shared_ptr<const V> value,
                 const Stamps& stamps) {
     finish(key, flight, [&](Flight& f) {
       f.value = std::move(value);
@@ -96,7 +97,7 @@ class SingleFlight {
     });
   }
 
-  void fail(const std::string& key, const FlightPtr& flight, std::exception_ptr error) {
+  void fail(const K& key, const FlightPtr& flight, std::exception_ptr error) {
     finish(key, flight, [&](Flight& f) { f.error = std::move(error); });
   }
 
@@ -114,7 +115,7 @@ class SingleFlight {
   /// rather than hang (std::current_exception() is empty during unwinding).
   class Leader {
    public:
-    Leader(SingleFlight& sf, std::string key, FlightPtr flight)
+    Leader(SingleFlight& sf, K key, FlightPtr flight)
         : sf_{sf}, key_{std::move(key)}, flight_{std::move(flight)} {}
     Leader(const Leader&) = delete;
     Leader& operator=(const Leader&) = delete;
@@ -130,7 +131,7 @@ class SingleFlight {
       sf_.fail(key_, flight_, std::move(error));
       flight_.reset();
     }
-    const std::string& key() const noexcept { return key_; }
+    const K& key() const noexcept { return key_; }
     /// True until complete() or fail() was called.
     bool pending() const noexcept { return flight_ != nullptr; }
 
@@ -146,13 +147,13 @@ class SingleFlight {
     }
 
     SingleFlight& sf_;
-    std::string key_;
+    K key_;
     FlightPtr flight_;
   };
 
  private:
   template <class Set>
-  void finish(const std::string& key, const FlightPtr& flight, Set&& set) {
+  void finish(const K& key, const FlightPtr& flight, Set&& set) {
     {
       Shard& s = shard_of(key);
       std::lock_guard lock{s.mutex};
@@ -170,12 +171,12 @@ class SingleFlight {
   static constexpr std::size_t kShards = 16;  // a power of two
   struct alignas(kCacheLine) Shard {
     mutable std::mutex mutex;
-    std::unordered_map<std::string, FlightPtr> flights;
+    std::unordered_map<K, FlightPtr, Hash, Eq> flights;
   };
-  Shard& shard_of(const std::string& key) noexcept {
+  Shard& shard_of(const K& key) noexcept {
     // Remixed, so the shard does not follow the bits the shard's map picks its bucket with (and a
     // 32-bit size_t works the same).
-    return shards_[mix64(std::hash<std::string>{}(key)) & (kShards - 1)];
+    return shards_[mix64(Hash{}(key)) & (kShards - 1)];
   }
 
   std::array<Shard, kShards> shards_;
