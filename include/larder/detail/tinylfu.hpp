@@ -221,7 +221,7 @@ class WTinyLfu {
     switch (n->region) {
       case kWindow:
       case kProtected:
-        move_back(n->region, n);
+        move_to_newest(n);
         break;
       case kProbation:
         unlink(n);
@@ -326,9 +326,17 @@ class WTinyLfu {
     q.weight -= n->weight;
     n->region = kNone;
   }
-  void move_back(unsigned r, TinyLfuHook* n) noexcept {
-    unlink(n);
-    push_back(r, n);
+  /// Moves n to the newest end of its own queue: a splice (the queue's count and weight stay), and
+  /// nothing at all when n is the newest already (a hot entry replayed twice in a row).
+  void move_to_newest(TinyLfuHook* n) noexcept {
+    Queue& q = queues_[n->region];
+    if (q.head.prev == n) return;
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->next = &q.head;
+    n->prev = q.head.prev;
+    q.head.prev->next = n;
+    q.head.prev = n;
   }
   TinyLfuHook* front(unsigned r) noexcept {
     Queue& q = queues_[r];
