@@ -358,6 +358,52 @@ TEST_CASE("Error reports and refusals of a memory-only Cached carry the call's r
   CHECK(*leader.get() == 308);
 }
 
+TEST_CASE("A memory-only report renders the key of every kind of part as key() does",
+          "[cached][failure][key]") {
+  // The report's key is rendered from the stored (owning) parts, key() from the live ones.
+  enum class Color : std::uint8_t { red, blue };
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  ManualExecutor executor;
+  std::vector<std::string> reported;
+  bool fail = false;
+  using Lists = std::vector<std::vector<int>>;
+  larder::Cached c{
+      store,
+      "T",
+      "parts",
+      [&](std::int64_t id, double x, char ch, bool b, Color color, std::string_view s,
+          const Lists& lists) {
+        if (fail) throw std::runtime_error("database down");
+        return id + static_cast<std::int64_t>(lists.size() + s.size()) + (std::isnan(x) ? 1 : 0) +
+               ch + b + static_cast<int>(color);
+      },
+      {.ttl = 24h,
+       .fresh_for = 1h,
+       .refresh = larder::Refresh::background,
+       .clock = &clock,
+       .executor = &executor,
+       .on_error = [&](const larder::ErrorEvent& e) { reported.emplace_back(e.key); }}};
+  const Lists lists{{1, 2}, {}, {-3}};
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const auto expect_reported_key = [&](auto... args) {
+    fail = false;
+    (void)c(args...);
+    clock.advance(2h);  // stale: served, and its refresh queued
+    fail = true;
+    (void)c(args...);
+    reported.clear();
+    CHECK(executor.run_all() == 1);
+    REQUIRE(reported.size() == 1);
+    CHECK(reported[0] == c.key(args...));
+  };
+  expect_reported_key(std::int64_t{1}, nan, ':', true, Color::blue, std::string_view{"a:b,c"},
+                      lists);
+  expect_reported_key(std::int64_t{-2}, -0.0, '\0', false, Color::red, std::string_view{}, Lists{});
+  expect_reported_key(std::int64_t{3}, 0.1, 'x', true, Color::red, std::string_view{"[]"},
+                      Lists{{}, {}});
+}
+
 TEST_CASE("An exception reaches every waiter and nothing is cached", "[cached][failure]") {
   larder::MemoryStore store;
   CountingFn fn;

@@ -286,9 +286,10 @@ class Cached<Fn, detail::Signature<R, A...>> {
         [&](const auto& id, const auto&... params) -> result_type {
           Call call = make_call(hash_of(id, params...), id, params...);
           for (;;) {
-            auto ticket = flights_.join(call.flight_key());
+            FlightKey fk = call.flight_key();
+            auto ticket = flights_.join(fk);
             if (ticket.leader) {
-              typename Flights::Leader leader{flights_, call.flight_key(), ticket.flight};
+              typename Flights::Leader leader{flights_, std::move(fk), ticket.flight};
               RefreshWrite write{&call};
               result_type r = compute_and_store(call, leader, std::nullopt, args...);
               if (bytes_ && !write.written) erase_remote(call.key(), /*refresh=*/true);
@@ -420,6 +421,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     }
   };
   using Flights = detail::SingleFlight<value_type, FlightKey, FlightKeyHash, FlightKeyEqual>;
+  static_assert(std::is_nothrow_move_constructible_v<FlightKey>, "see new_leader");
 
   /// A stale entry being recomputed, and the tier it was read from (what stale_if_error serves).
   struct Stale {
@@ -429,7 +431,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
   /// What the slow paths need to know of a call. Its key string is rendered when first asked for:
   /// at once when there is a byte store, which keys by it; without one, only for an error message
-  /// or report (a miss in memory alone renders nothing).
+  /// or report (a miss in memory alone renders nothing). A Call belongs to one thread (a
+  /// background refresh gets a copy of its own): key() writes its mutable members unguarded.
   struct Call {
     std::uint64_t hash;
     Key stored_key;
@@ -631,9 +634,10 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// Nothing usable in memory: look in the shared tier, else compute (once). Kept out of line (as
   /// on_stale_probe is), so that the hit path in operator() stays small.
   [[gnu::noinline]] result_type on_miss(Call call, TimePoint now, detail::param_t<A>... args) {
-    auto ticket = flights_.join(call.flight_key());
+    FlightKey fk = call.flight_key();
+    auto ticket = flights_.join(fk);
     if (!ticket.leader) return wait_for_other(call, *ticket.flight, now);
-    typename Flights::Leader leader{flights_, call.flight_key(), ticket.flight};
+    typename Flights::Leader leader{flights_, std::move(fk), ticket.flight};
     try {
       return lead_miss(std::move(call), leader, now, args...);
     } catch (...) {
@@ -675,13 +679,34 @@ class Cached<Fn, detail::Signature<R, A...>> {
     return compute_and_store(call, leader, std::nullopt, args...);
   }
 
+  /// The heap-allocated Leader of a flight this call just took (fk is moved into it). If it cannot
+  /// be allocated, the flight fails at once with that error: left in the table with no leader,
+  /// every later call of the key would wait on it for cold_wait and give up.
+  template <template <class...> class Ptr>
+  Ptr<typename Flights::Leader> new_leader(FlightKey& fk,
+                                           const typename Flights::FlightPtr& flight) {
+    using Leader = typename Flights::Leader;
+    try {
+      // One allocation, then a constructor that only moves: either nothing was built (and fk is
+      // intact) or the Leader owns the flight.
+      if constexpr (std::is_same_v<Ptr<Leader>, std::shared_ptr<Leader>>) {
+        return std::make_shared<Leader>(flights_, std::move(fk), flight);
+      } else {
+        return std::make_unique<Leader>(flights_, std::move(fk), flight);
+      }
+    } catch (...) {
+      flights_.fail(fk, flight, std::current_exception());
+      throw;
+    }
+  }
+
   /// Another caller in this process is computing the key: wait for it, or refuse to.
   result_type wait_for_other(const Call& call, typename Flights::Flight& flight, TimePoint now) {
-    if (opts_.on_cold == OnCold::fail_fast) throw cold_refusal(call.key(), "caller", false);
+    if (opts_.on_cold == OnCold::fail_fast) throw cold_refusal(call, "caller", false);
     waiting_.fetch_add(1, std::memory_order_relaxed);
     const bool done = flight.wait_for(opts_.cold_wait);
     waiting_.fetch_sub(1, std::memory_order_relaxed);
-    if (!done) throw cold_refusal(call.key(), "caller", true);
+    if (!done) throw cold_refusal(call, "caller", true);
     if (flight.error) {
       try {
         std::rethrow_exception(flight.error);
@@ -701,12 +726,13 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// A stale entry (memory or remote): serve it, and have exactly one caller or task recompute it.
   result_type on_stale(Call call, Found<value_type> stale, Source source, TimePoint now,
                        detail::param_t<A>... args) {
-    auto flight = flights_.try_lead(call.flight_key());
+    FlightKey fk = call.flight_key();
+    auto flight = flights_.try_lead(fk);
     if (!flight) {  // somebody in this process is refreshing it already
       stale_serves_.add();
       return result_type{std::move(stale.value), source, true, stale.stamps.written, now};
     }
-    auto leader = std::make_shared<typename Flights::Leader>(flights_, call.flight_key(), flight);
+    auto leader = new_leader<std::shared_ptr>(fk, flight);
     std::optional<RemoteLock> lock;
     if (bytes_) {
       lock = try_remote_lock(call.key());
@@ -733,7 +759,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
           }
         }();
         if (fresh) {
-          RemoteUnlock unlock{this, lock, call.key()};
+          RemoteUnlock unlock{this, lock, call};
           leader->complete(fresh->value, fresh->stamps);
           hits_.add();  // answered from the shared tier without running fn
           return result_type{std::move(fresh->value), Source::remote, false, fresh->stamps.written,
@@ -750,7 +776,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       }
     }
     misses_.add();
-    RemoteUnlock unlock{this, lock, call.key()};
+    RemoteUnlock unlock{this, lock, call};
     return compute_and_store(call, *leader, Stale{std::move(stale), source}, args...);
   }
 
@@ -807,7 +833,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     return [this, call, stale, leader, lock,
             held = detail::HeldArgs<A...>{detail::hold<A>(args)...}]() mutable {
       {
-        RemoteUnlock unlock{this, lock, call.key()};
+        RemoteUnlock unlock{this, lock, call};
         try {
           std::apply(
               [&](auto&... a) { compute_and_store(call, *leader, stale, detail::lend<A>(a)...); },
@@ -840,8 +866,9 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// A cold key this call will not compute, because another caller in this process or another
   /// process computes it (`by`), and OnCold::fail_fast refuses to wait or (`waited`) cold_wait ran
   /// out: counted, and the error to throw.
-  ColdCacheError cold_refusal(const std::string& key, std::string_view by, bool waited) {
-    cold_rejections_.add();
+  ColdCacheError cold_refusal(const Call& call, std::string_view by, bool waited) {
+    cold_rejections_.add();  // before the key is rendered (which may throw std::bad_alloc)
+    const std::string& key = call.key();
     if (!waited)
       return ColdCacheError(
           fmt::format("larder: '{}' is cold and being computed by another {}", key, by));
@@ -861,17 +888,19 @@ class Cached<Fn, detail::Signature<R, A...>> {
     }
     return lock;
   }
-  /// Releases a held remote lock when it goes out of scope.
+  /// Releases a held remote lock when it goes out of scope. Takes the Call, not its key: a lock
+  /// is held only with a byte store, whose calls' keys are rendered in make_call, so the key is
+  /// asked for (and never rendered, never allocated) only when there is a lock to release.
   struct RemoteUnlock {
-    RemoteUnlock(Cached* s, const std::optional<RemoteLock>& l, const std::string& k)
-        : self{s}, lock{l}, key{k} {}
+    RemoteUnlock(Cached* s, const std::optional<RemoteLock>& l, const Call& c)
+        : self{s}, lock{l}, call{c} {}
     Cached* self;
     const std::optional<RemoteLock>& lock;
-    const std::string& key;
+    const Call& call;
     RemoteUnlock(const RemoteUnlock&) = delete;
     RemoteUnlock& operator=(const RemoteUnlock&) = delete;
     ~RemoteUnlock() {
-      if (lock && lock->held) self->unlock_remote(*lock, key);
+      if (lock && lock->held) self->unlock_remote(*lock, call.key());
     }
   };
 
@@ -885,7 +914,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       const std::optional<RemoteLock> lock = try_remote_lock(call.key());
       if (!lock) break;  // store unreachable: compute without coordination
       if (lock->held) {
-        RemoteUnlock unlock{this, lock, call.key()};
+        RemoteUnlock unlock{this, lock, call};
         // The previous holder may have stored the value just before we took the lock (a second
         // read of bytes already found undecodable is not counted again).
         if (auto remote = read_remote(call, clock_->now(), /*count_errors=*/false)) {
@@ -898,9 +927,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
         misses_.add();
         return compute_and_store(call, leader, std::nullopt, args...);
       }
-      if (opts_.on_cold == OnCold::fail_fast) throw cold_refusal(call.key(), "process", false);
-      if (std::chrono::steady_clock::now() >= deadline)
-        throw cold_refusal(call.key(), "process", true);
+      if (opts_.on_cold == OnCold::fail_fast) throw cold_refusal(call, "process", false);
+      if (std::chrono::steady_clock::now() >= deadline) throw cold_refusal(call, "process", true);
       poll_pause(deadline);
       if (auto remote = read_remote(call, clock_->now())) {
         fill_memory(call, remote->value, remote->stamps);
@@ -1199,6 +1227,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     }
   }
   void report_current(ErrorEvent::Kind kind, const Call& call) {
+    if (!opts_.on_error) return;
     try {
       throw;
     } catch (const std::exception& e) {
@@ -1359,7 +1388,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
                     std::exception_ptr& first_error) {
     auto refuse = [&](bool waited) {
       for (auto& [m, leader] : awaited) {
-        auto error = std::make_exception_ptr(cold_refusal(m->call.key(), "process", waited));
+        auto error = std::make_exception_ptr(cold_refusal(m->call, "process", waited));
         leader->fail(error);
         if (!first_error) first_error = error;
       }
@@ -1480,13 +1509,13 @@ class Cached<Fn, detail::Signature<R, A...>> {
     Led led;
     std::vector<std::pair<const BulkMiss*, typename Flights::FlightPtr>> joined;
     for (const BulkMiss& m : misses) {
-      auto ticket = flights_.join(m.call.flight_key());
+      FlightKey fk = m.call.flight_key();
+      auto ticket = flights_.join(fk);
       if (!ticket.leader) {
         joined.emplace_back(&m, std::move(ticket.flight));
         continue;
       }
-      auto leader =
-          std::make_unique<typename Flights::Leader>(flights_, m.call.flight_key(), ticket.flight);
+      auto leader = new_leader<std::unique_ptr>(fk, ticket.flight);
       if (mem_) {  // another leader may have stored it between our lookup and our join
         auto eq = [&](const Key& k) { return stored_equal(k, m.call.stored_key); };
         if (auto found = mem_->template find<Key, value_type>(ns_, m.call.hash, eq, now);

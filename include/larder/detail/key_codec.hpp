@@ -1,9 +1,10 @@
 // detail/key_codec.hpp: key parts stored, hashed, compared and rendered.
 //
 // The in-memory tier never renders a key: it hashes the parts and compares them with the parts
-// stored in the entry (typed equality). Rendering happens for shared stores, for key() and for the
-// single-flight table on a miss. Rendering is injective: every part escapes the separators it
-// could contain, so `f("a:b", "c")` and `f("a", "b:c")` differ. See docs/design.md, "Keys".
+// stored in the entry (typed equality). Rendering happens for shared stores, for key() and for
+// error messages and reports (single flight keys by the typed key too). Rendering is injective:
+// every part escapes the separators it could contain, so `f("a:b", "c")` and `f("a", "b:c")`
+// differ. See docs/design.md, "Keys".
 #pragma once
 
 #include <fmt/format.h>

@@ -75,7 +75,7 @@ class SingleFlight {
     Shard& s = shard_of(key);
     std::lock_guard lock{s.mutex};
     auto [it, inserted] = s.flights.try_emplace(key);
-    if (inserted) it->second = std::make_shared<Flight>();
+    if (inserted) it->second = new_flight(s, it);
     return {it->second, inserted};
   }
 
@@ -85,7 +85,7 @@ class SingleFlight {
     std::lock_guard lock{s.mutex};
     auto [it, inserted] = s.flights.try_emplace(key);
     if (!inserted) return nullptr;
-    it->second = std::make_shared<Flight>();
+    it->second = new_flight(s, it);
     return it->second;
   }
 
@@ -166,6 +166,19 @@ class SingleFlight {
       flight->done = true;
     }
     flight->cv.notify_all();
+  }
+
+  /// The Flight of a key just inserted at `it`; if it cannot be allocated, the entry goes again
+  /// (left with a null flight, the next caller of the key would wait on nothing) and
+  /// std::bad_alloc propagates.
+  template <class Shard, class It>
+  static FlightPtr new_flight(Shard& s, It it) {
+    try {
+      return std::make_shared<Flight>();
+    } catch (...) {
+      s.flights.erase(it);
+      throw;
+    }
   }
 
   static constexpr std::size_t kShards = 16;  // a power of two
