@@ -1207,15 +1207,6 @@ class Cached<Fn, detail::Signature<R, A...>> {
       // A throwing logger must not turn a survived failure into a failed call.
     }
   }
-  void report_current(ErrorEvent::Kind kind, std::string_view key) {
-    try {
-      throw;
-    } catch (const std::exception& e) {
-      report(kind, key, e.what());
-    } catch (...) {
-      report(kind, key, "unknown exception");
-    }
-  }
   /// report() for a call whose key may not be rendered yet: rendered only if someone listens (and
   /// a failure to render it is a failed report, which is swallowed like a throwing logger).
   void report(ErrorEvent::Kind kind, const Call& call, std::string_view what) {
@@ -1226,14 +1217,16 @@ class Cached<Fn, detail::Signature<R, A...>> {
       // As above; or no memory to render the key.
     }
   }
-  void report_current(ErrorEvent::Kind kind, const Call& call) {
+  /// report() of the exception being handled; `key` is the key (a string) or the Call.
+  template <class KeyOrCall>
+  void report_current(ErrorEvent::Kind kind, const KeyOrCall& key) {
     if (!opts_.on_error) return;
     try {
       throw;
     } catch (const std::exception& e) {
-      report(kind, call, e.what());
+      report(kind, key, e.what());
     } catch (...) {
-      report(kind, call, "unknown exception");
+      report(kind, key, "unknown exception");
     }
   }
 
