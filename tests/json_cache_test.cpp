@@ -708,10 +708,13 @@ TEST_CASE("JsonCache: a null const char* ID is refused with std::invalid_argumen
   CHECK_THROWS_AS(owned.key(null), std::invalid_argument);
   CHECK_THROWS_AS(owned.warm(null, larder::WarmKind::fill), std::invalid_argument);
   CHECK_THROWS_AS(owned.cancelled(null, larder::WarmKind::refresh), std::invalid_argument);
+  CHECK_THROWS_AS(owned.get_many({"ada", null}), std::invalid_argument);
   CHECK(owned_repo.calls == 0);
   CHECK(owned.stats().cache.requests() == 0);
   CHECK(owned.stats().writes == 0);
   const char* ada = "ada";
+  CHECK(owned.get_many({"ada", ada}).text ==
+        R"([{"name":"ada","uses":3},{"name":"ada","uses":3}])");
   CHECK(owned.get(ada)->view() == R"({"name":"ada","uses":3})");
   CHECK(owned.key(ada) == owned.key("ada"));
   CHECK(owned.key(ada) == "larder:v1:Tag:json:ada");
@@ -728,6 +731,7 @@ TEST_CASE("JsonCache: a null const char* ID is refused with std::invalid_argumen
   CHECK_THROWS_AS(viewed.key(null), std::invalid_argument);
   CHECK_THROWS_AS(viewed.warm(null, larder::WarmKind::fill), std::invalid_argument);
   CHECK_THROWS_AS(viewed.cancelled(null, larder::WarmKind::refresh), std::invalid_argument);
+  CHECK_THROWS_AS(viewed.get_many({"bob", null}), std::invalid_argument);
   CHECK(view_repo.calls == 0);
   CHECK(viewed.stats().cache.requests() == 0);
   const char* bob = "bob";
@@ -735,5 +739,8 @@ TEST_CASE("JsonCache: a null const char* ID is refused with std::invalid_argumen
   CHECK(viewed.get("bob").has_value());
   CHECK(viewed.stats().cache.hits == 1);
   CHECK_FALSE(viewed.get(std::string_view{"nobody"}).has_value());
+  const auto list = viewed.get_many({bob, "nobody"});
+  CHECK(list.text == R"([{"name":"bob","uses":4}])");
+  CHECK(list.missing == std::vector<std::string_view>{"nobody"});
   CHECK_THROWS_AS(viewed.get(std::string_view{}), std::invalid_argument);  // empty, as before
 }

@@ -265,6 +265,16 @@ class JsonCache {
   JsonArray<Id> get_many(std::initializer_list<Id> ids) {
     return get_many(std::span<const Id>{ids.begin(), ids.size()});
   }
+  /// get_many({"a", p}) for a std::string or std::string_view Id: the char pointers are taken as
+  /// they are (converting a null one to the Id would happen in the caller's list, before any check)
+  /// and refused with std::invalid_argument if one is null, before any work.
+  template <class U>
+  requires(c_string_id<U>) JsonArray<Id> get_many(std::initializer_list<U> ids) {
+    std::vector<Id> converted;
+    converted.reserve(ids.size());
+    for (const U& id : ids) converted.push_back(id_from_c_string(id));
+    return get_many(std::span<const Id>{converted});
+  }
 
   /// Recomputes the entity's text now, skipping the cache, and stores it (waiting first for a
   /// computation of this ID already under way, so the stored text was read after this call began).
