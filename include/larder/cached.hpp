@@ -461,7 +461,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
   template <class Id, class... P>
   Call make_call(std::uint64_t h, const Id& id, const P&... params) const {
     Call call{h, make_key(id, params...), this};
-    if (bytes_) call.rendered = render_to(&call.identity, id, params...);
+    if (bytes_) (void)call.key();  // the byte store keys by it
     return call;
   }
 
@@ -1199,22 +1199,19 @@ class Cached<Fn, detail::Signature<R, A...>> {
     store_errors_.add();
     report(ErrorEvent::Kind::store, key, e.what());
   }
-  void report(ErrorEvent::Kind kind, std::string_view key, std::string_view what) {
+  /// The text of a report's key: a key string, or a Call's key, rendered only now (if nobody
+  /// listens, never) when it has not been yet.
+  static std::string_view key_text(std::string_view key) noexcept { return key; }
+  static const std::string& key_text(const Call& call) { return call.key(); }
+  /// Tells on_error, if set; `key` is the key (a string) or the Call.
+  template <class KeyOrCall>
+  void report(ErrorEvent::Kind kind, const KeyOrCall& key, std::string_view what) {
     if (!opts_.on_error) return;
     try {
-      opts_.on_error(ErrorEvent{kind, key, what});
+      opts_.on_error(ErrorEvent{kind, key_text(key), what});
     } catch (...) {
-      // A throwing logger must not turn a survived failure into a failed call.
-    }
-  }
-  /// report() for a call whose key may not be rendered yet: rendered only if someone listens (and
-  /// a failure to render it is a failed report, which is swallowed like a throwing logger).
-  void report(ErrorEvent::Kind kind, const Call& call, std::string_view what) {
-    if (!opts_.on_error) return;
-    try {
-      opts_.on_error(ErrorEvent{kind, call.key(), what});
-    } catch (...) {
-      // As above; or no memory to render the key.
+      // A throwing logger must not turn a survived failure into a failed call; nor may a Call's
+      // key that cannot be rendered (no memory).
     }
   }
   /// report() of the exception being handled; `key` is the key (a string) or the Call.
