@@ -225,33 +225,67 @@ TEST_CASE("Single-flight table: flights of many keys are joined and removed by t
           "[cached][concurrency]") {
   // The table is sharded by key: every operation on a key must reach the same shard.
   larder::detail::SingleFlight<int> flights;
-  constexpr int kKeys = 200;
-  std::vector<larder::detail::SingleFlight<int>::FlightPtr> led;
-  for (int i = 0; i < kKeys; ++i) {
+  constexpr std::size_t kKeys = 200;
+  std::vector<larder::detail::SingleFlight<int>::Ticket> led;
+  for (std::size_t i = 0; i < kKeys; ++i) {
     auto ticket = flights.join("k:" + std::to_string(i));
     REQUIRE(ticket.leader);
-    led.push_back(ticket.flight);
+    led.push_back(std::move(ticket));  // a Leader moves without ending its flight
   }
   CHECK(flights.in_flight() == kKeys);
-  for (int i = 0; i < kKeys; ++i) {
+  for (std::size_t i = 0; i < kKeys; ++i) {
     const std::string key = "k:" + std::to_string(i);
     auto again = flights.join(key);
     CHECK_FALSE(again.leader);
-    CHECK(again.flight == led[static_cast<std::size_t>(i)]);
-    CHECK(flights.try_lead(key) == nullptr);
+    CHECK(again.flight == led[i].flight);
+    CHECK_FALSE(flights.try_lead(key));
+    CHECK(led[i].leader.pending());
   }
-  for (int i = 0; i < kKeys; i += 2)
-    flights.complete("k:" + std::to_string(i), led[static_cast<std::size_t>(i)],
-                     std::make_shared<const int>(i), {});
+  for (std::size_t i = 0; i < kKeys; i += 2)
+    led[i].leader.complete(std::make_shared<const int>(static_cast<int>(i)), {});
   CHECK(flights.in_flight() == kKeys / 2);
-  for (int i = 1; i < kKeys; i += 2)
-    flights.fail("k:" + std::to_string(i), led[static_cast<std::size_t>(i)],
-                 std::make_exception_ptr(std::runtime_error("x")));
+  for (std::size_t i = 1; i < kKeys; i += 2)
+    led[i].leader.fail(std::make_exception_ptr(std::runtime_error("x")));
   CHECK(flights.in_flight() == 0);
-  CHECK(*led[4]->value == 4);
-  CHECK(led[5]->error != nullptr);
+  CHECK(*led[4].flight->value == 4);
+  CHECK(led[5].flight->error != nullptr);
+  CHECK_FALSE(led[4].leader.pending());
   // A finished key starts a new flight.
   CHECK(flights.join("k:4").leader);
+}
+
+TEST_CASE("Single-flight table: a Leader moved, assigned over or dropped ends its flight once",
+          "[cached][concurrency]") {
+  using Flights = larder::detail::SingleFlight<int>;
+  Flights flights;
+  auto a = flights.join("a");
+  Flights::Leader moved{std::move(a.leader)};
+  CHECK_FALSE(a.leader);  // the moved-from Leader leads nothing, and its destructor does nothing
+  CHECK(moved.pending());
+  CHECK(flights.in_flight() == 1);
+
+  // Assigning over a pending Leader abandons its flight: its waiters wake with an error.
+  auto b = flights.join("b");
+  auto b_waiter = flights.join("b");
+  REQUIRE_FALSE(b_waiter.leader);
+  b.leader = std::move(moved);
+  CHECK(b_waiter.flight->done);
+  CHECK(b_waiter.flight->error != nullptr);
+  CHECK(flights.in_flight() == 1);  // "a", now led by b.leader
+
+  auto a_waiter = flights.join("a");
+  REQUIRE_FALSE(a_waiter.leader);
+  b.leader.complete(std::make_shared<const int>(7), {});
+  CHECK(*a_waiter.flight->value == 7);
+  CHECK(flights.in_flight() == 0);
+
+  // A Leader dropped while pending fails its flight, so the next caller leads a new one.
+  {
+    auto c = flights.try_lead("c");
+    REQUIRE(c);
+  }
+  CHECK(flights.in_flight() == 0);
+  CHECK(flights.try_lead("c"));
 }
 
 TEST_CASE(

@@ -23,7 +23,7 @@ TEST_CASE("A Leader abandoned when no memory is left still fails its flight, wit
   auto follow = flights.join("k");
   REQUIRE_FALSE(follow.leader);
   {
-    larder::detail::SingleFlight<int>::Leader leader{flights, "k", lead.flight};
+    auto leader = std::move(lead.leader);
     allocations_before_failure = 0;  // the abandoned flight's error message cannot be allocated
   }  // ~Leader: it used to throw std::bad_alloc from a noexcept destructor (std::terminate)
   allocations_before_failure = -1;

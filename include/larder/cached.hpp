@@ -286,12 +286,10 @@ class Cached<Fn, detail::Signature<R, A...>> {
         [&](const auto& id, const auto&... params) -> result_type {
           Call call = make_call(hash_of(id, params...), id, params...);
           for (;;) {
-            FlightKey fk = call.flight_key();
-            auto ticket = flights_.join(fk);
+            auto ticket = flights_.join(call.flight_key());
             if (ticket.leader) {
-              typename Flights::Leader leader{flights_, std::move(fk), ticket.flight};
               RefreshWrite write{&call};
-              result_type r = compute_and_store(call, leader, std::nullopt, args...);
+              result_type r = compute_and_store(call, ticket.leader, std::nullopt, args...);
               if (bytes_ && !write.written) erase_remote(call.key(), /*refresh=*/true);
               broadcast(call);
               return r;
@@ -421,7 +419,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
     }
   };
   using Flights = detail::SingleFlight<value_type, FlightKey, FlightKeyHash, FlightKeyEqual>;
-  static_assert(std::is_nothrow_move_constructible_v<FlightKey>, "see new_leader");
+  // A flight's key is moved into it once its entry is in the table (detail/single_flight.hpp).
+  static_assert(std::is_nothrow_move_constructible_v<FlightKey>);
 
   /// A stale entry being recomputed, and the tier it was read from (what stale_if_error serves).
   struct Stale {
@@ -634,10 +633,9 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// Nothing usable in memory: look in the shared tier, else compute (once). Kept out of line (as
   /// on_stale_probe is), so that the hit path in operator() stays small.
   [[gnu::noinline]] result_type on_miss(Call call, TimePoint now, detail::param_t<A>... args) {
-    FlightKey fk = call.flight_key();
-    auto ticket = flights_.join(fk);
+    auto ticket = flights_.join(call.flight_key());
     if (!ticket.leader) return wait_for_other(call, *ticket.flight, now);
-    typename Flights::Leader leader{flights_, std::move(fk), ticket.flight};
+    typename Flights::Leader& leader = ticket.leader;
     try {
       return lead_miss(std::move(call), leader, now, args...);
     } catch (...) {
@@ -679,27 +677,6 @@ class Cached<Fn, detail::Signature<R, A...>> {
     return compute_and_store(call, leader, std::nullopt, args...);
   }
 
-  /// The heap-allocated Leader of a flight this call just took (fk is moved into it). If it cannot
-  /// be allocated, the flight fails at once with that error: left in the table with no leader,
-  /// every later call of the key would wait on it for cold_wait and give up.
-  template <template <class...> class Ptr>
-  Ptr<typename Flights::Leader> new_leader(FlightKey& fk,
-                                           const typename Flights::FlightPtr& flight) {
-    using Leader = typename Flights::Leader;
-    try {
-      // One allocation, then a constructor that only moves: either nothing was built (and fk is
-      // intact) or the Leader owns the flight.
-      if constexpr (std::is_same_v<Ptr<Leader>, std::shared_ptr<Leader>>) {
-        return std::make_shared<Leader>(flights_, std::move(fk), flight);
-      } else {
-        return std::make_unique<Leader>(flights_, std::move(fk), flight);
-      }
-    } catch (...) {
-      flights_.fail(fk, flight, std::current_exception());
-      throw;
-    }
-  }
-
   /// Another caller in this process is computing the key: wait for it, or refuse to.
   result_type wait_for_other(const Call& call, typename Flights::Flight& flight, TimePoint now) {
     if (opts_.on_cold == OnCold::fail_fast) throw cold_refusal(call, "caller", false);
@@ -726,18 +703,16 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// A stale entry (memory or remote): serve it, and have exactly one caller or task recompute it.
   result_type on_stale(Call call, Found<value_type> stale, Source source, TimePoint now,
                        detail::param_t<A>... args) {
-    FlightKey fk = call.flight_key();
-    auto flight = flights_.try_lead(fk);
-    if (!flight) {  // somebody in this process is refreshing it already
+    auto leader = flights_.try_lead(call.flight_key());
+    if (!leader) {  // somebody in this process is refreshing it already
       stale_serves_.add();
       return result_type{std::move(stale.value), source, true, stale.stamps.written, now};
     }
-    auto leader = new_leader<std::shared_ptr>(fk, flight);
     std::optional<RemoteLock> lock;
     if (bytes_) {
       lock = try_remote_lock(call.key());
       if (lock && !lock->held) {  // another process is refreshing it: its result will reach us
-        leader->complete(stale.value, stale.stamps);
+        leader.complete(stale.value, stale.stamps);
         stale_serves_.add();
         return result_type{std::move(stale.value), source, true, stale.stamps.written, now};
       }
@@ -754,13 +729,13 @@ class Cached<Fn, detail::Signature<R, A...>> {
             return refreshed_elsewhere(call, stale);
           } catch (...) {
             unlock_remote(*lock, call.key());
-            fail_pending(*leader);
+            fail_pending(leader);
             throw;
           }
         }();
         if (fresh) {
           RemoteUnlock unlock{this, lock, call};
-          leader->complete(fresh->value, fresh->stamps);
+          leader.complete(fresh->value, fresh->stamps);
           hits_.add();  // answered from the shared tier without running fn
           return result_type{std::move(fresh->value), Source::remote, false, fresh->stamps.written,
                              clock_->now()};
@@ -777,7 +752,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     }
     misses_.add();
     RemoteUnlock unlock{this, lock, call};
-    return compute_and_store(call, *leader, Stale{std::move(stale), source}, args...);
+    return compute_and_store(call, leader, Stale{std::move(stale), source}, args...);
   }
 
   /// The shared tier's value of a call whose memory copy is `stale`, if it is fresh and was written
@@ -795,17 +770,21 @@ class Cached<Fn, detail::Signature<R, A...>> {
   }
 
   /// Hands the refresh, the flight's leadership and the remote lock to the executor. False if the
-  /// executor refused the task (the caller then recomputes itself). The task holds owning copies
-  /// of the arguments (a string_view's text, a span's elements): the caller's may be gone by then.
-  bool submit_refresh(const Call& call, const Stale& stale,
-                      const std::shared_ptr<typename Flights::Leader>& leader,
+  /// executor refused the task: the caller then holds the leadership again and recomputes itself.
+  /// The task holds owning copies of the arguments (a string_view's text, a span's elements): the
+  /// caller's may be gone by then.
+  bool submit_refresh(const Call& call, const Stale& stale, typename Flights::Leader& leader,
                       std::optional<RemoteLock>& lock, detail::param_t<A>... args) {
-    // Built first: copying the arguments may throw (a user type's copy, std::bad_alloc), and then
+    // Built first: allocating the shared leadership (a std::function must be copyable, a Leader
+    // is not) or copying the arguments may throw (a user type's copy, std::bad_alloc), and then
     // nothing is pending and the caller recomputes, as when the executor refuses the task.
+    std::shared_ptr<typename Flights::Leader> shared;
     std::function<void()> task;
     try {
-      task = make_refresh_task(call, stale, leader, lock, args...);
+      shared = std::make_shared<typename Flights::Leader>(std::move(leader));
+      task = make_refresh_task(call, stale, shared, lock, args...);
     } catch (...) {
+      if (shared) leader = std::move(*shared);
       return false;
     }
     {
@@ -817,6 +796,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       lock.reset();  // the task owns it now
       return true;
     } catch (...) {
+      leader = std::move(*shared);
       std::lock_guard guard{background_mutex_};
       --background_pending_;
       background_cv_.notify_all();
@@ -1247,7 +1227,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     Call call;
   };
   /// The keys a bulk call leads (computes, or awaits from another process) and their flights.
-  using Led = std::vector<std::pair<const BulkMiss*, std::unique_ptr<typename Flights::Leader>>>;
+  using Led = std::vector<std::pair<const BulkMiss*, typename Flights::Leader>>;
   static std::vector<const BulkMiss*> misses_of(const Led& led) {
     std::vector<const BulkMiss*> misses;
     misses.reserve(led.size());
@@ -1308,7 +1288,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       auto& [m, leader] = led[k];
       if (auto& found = remote[k]) {
         fill_memory(m->call, found->value, found->stamps);
-        leader->complete(found->value, found->stamps);
+        leader.complete(found->value, found->stamps);
         out[m->index].emplace(std::move(found->value), Source::remote, !found->stamps.fresh(now),
                               found->stamps.written, now);
       } else {
@@ -1353,7 +1333,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       for (auto& [m, leader] : led) {
         try {
           with_bulk_args(entities[m->index], held, [&](const auto&... args) {
-            out[m->index].emplace(compute_and_store(m->call, *leader, std::nullopt, args...));
+            out[m->index].emplace(compute_and_store(m->call, leader, std::nullopt, args...));
           });
         } catch (...) {
           if (!first_error) first_error = std::current_exception();
@@ -1379,7 +1359,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     auto refuse = [&](bool waited) {
       for (auto& [m, leader] : awaited) {
         auto error = std::make_exception_ptr(cold_refusal(m->call, "process", waited));
-        leader->fail(error);
+        leader.fail(error);
         if (!first_error) first_error = error;
       }
       awaited.clear();
@@ -1496,22 +1476,24 @@ class Cached<Fn, detail::Signature<R, A...>> {
     }
 
     // 3. Lead the keys nobody computes yet; join the others.
+    // (Reserved first, so that no flight is taken before the room to keep its Leader is.)
     Led led;
     std::vector<std::pair<const BulkMiss*, typename Flights::FlightPtr>> joined;
+    led.reserve(misses.size());
+    joined.reserve(misses.size());
     for (const BulkMiss& m : misses) {
-      FlightKey fk = m.call.flight_key();
-      auto ticket = flights_.join(fk);
+      auto ticket = flights_.join(m.call.flight_key());
       if (!ticket.leader) {
         joined.emplace_back(&m, std::move(ticket.flight));
         continue;
       }
-      auto leader = new_leader<std::unique_ptr>(fk, ticket.flight);
+      typename Flights::Leader& leader = ticket.leader;
       if (mem_) {  // another leader may have stored it between our lookup and our join
         auto eq = [&](const Key& k) { return stored_equal(k, m.call.stored_key); };
         if (auto found = mem_->template find<Key, value_type>(ns_, m.call.hash, eq, now);
             found && found->stamps.fresh(now)) {
           hits_.add();
-          leader->complete(found->value, found->stamps);
+          leader.complete(found->value, found->stamps);
           out[m.index].emplace(std::move(found->value), Source::memory, false,
                                found->stamps.written, now);
           continue;
@@ -1655,7 +1637,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     } catch (...) {
       load_time_ns_.add(elapsed_ns(t0));
       load_failures_.add(led.size());
-      for (auto& [m, leader] : led) leader->fail(std::current_exception());
+      for (auto& [m, leader] : led) leader.fail(std::current_exception());
       throw;
     }
     load_time_ns_.add(elapsed_ns(t0));
@@ -1668,7 +1650,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
         fill_memory(m->call, value, stamps);
         write_remote(m->call, *value, stamps);
       }
-      leader->complete(value, stamps);
+      leader.complete(value, stamps);
       out[m->index].emplace(std::move(value), Source::computed, false, stamps.written,
                             stamps.written);
     }

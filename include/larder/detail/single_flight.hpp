@@ -1,14 +1,15 @@
 // detail/single_flight.hpp: at most one computation per key in this process.
 //
-// Call path. A caller that finds nothing usable calls join(key). The first becomes the leader and
-// computes; later callers get the same Flight and wait on it (or refuse to, per OnCold). A caller
-// that finds a stale value calls try_lead(key): it leads a refresh only if nobody is computing that
-// key, and otherwise is served the stale value at once.
+// Call path. A caller that finds nothing usable calls join(key). The first gets the flight's Leader
+// and computes; later callers get the same Flight and wait on it (or refuse to, per OnCold). A
+// caller that finds a stale value calls try_lead(key): it gets a Leader for a refresh only if
+// nobody is computing that key, and otherwise is served the stale value at once.
 //
 // Failure. The leader always completes its flight, with a value or with the exception its
 // computation threw. Waiters rethrow that exception; nothing is cached; the flight is removed
-// before waiters wake, so the next call starts a new computation. If the leader itself dies
-// unexpectedly, the Leader guard fails the flight so that no waiter hangs.
+// before waiters wake, so the next call starts a new computation. The table creates a flight and
+// its Leader together, and a Leader destroyed while pending fails its flight, so a flight always
+// ends and no waiter hangs.
 //
 // Concurrency. The table is split into kShards shards by the key's hash, each guarded by its own
 // mutex (held for a hash lookup, never during a computation), so threads that miss on different
@@ -29,6 +30,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 
@@ -43,6 +45,9 @@ template <class V, class K = std::string, class Hash = std::hash<K>, class Eq = 
 class SingleFlight {
  public:
   struct Flight {
+    explicit Flight(K k) noexcept(std::is_nothrow_move_constructible_v<K>) : key{std::move(k)} {}
+
+    const K key;  // its entry in the table, which the leader removes
     std::mutex mutex;
     std::condition_variable cv;
     bool done = false;
@@ -65,40 +70,86 @@ class SingleFlight {
   };
   using FlightPtr = std::shared_ptr<Flight>;
 
-  struct Ticket {
-    FlightPtr flight;
-    bool leader;
+  /// The leadership of one flight: whoever holds it completes or fails the flight, and only the
+  /// table creates one, together with the flight, so no flight is ever without its leader. It
+  /// moves (into a background task, a container) without allocating; an empty Leader leads nothing.
+  /// If it is destroyed still pending (its holder unwound past complete() and fail()), it fails
+  /// the flight, so that no waiter hangs: waiters then get a logic_error, because
+  /// std::current_exception() is empty during unwinding.
+  class Leader {
+   public:
+    Leader() noexcept = default;
+    Leader(Leader&& other) noexcept
+        : sf_{other.sf_}, flight_{std::exchange(other.flight_, nullptr)} {}
+    Leader& operator=(Leader&& other) noexcept {
+      if (this != &other) {
+        abandon();
+        sf_ = other.sf_;
+        flight_ = std::exchange(other.flight_, nullptr);
+      }
+      return *this;
+    }
+    Leader(const Leader&) = delete;
+    Leader& operator=(const Leader&) = delete;
+    ~Leader() { abandon(); }
+
+    void complete(std::shared_ptr<const V> value, const Stamps& stamps) {
+      sf_->finish(std::exchange(flight_, nullptr), [&](Flight& f) {
+        f.value = std::move(value);
+        f.stamps = stamps;
+      });
+    }
+    void fail(std::exception_ptr error) {
+      sf_->finish(std::exchange(flight_, nullptr), [&](Flight& f) { f.error = std::move(error); });
+    }
+    /// True until complete() or fail() was called (false for an empty Leader).
+    bool pending() const noexcept { return flight_ != nullptr; }
+    explicit operator bool() const noexcept { return pending(); }
+
+   private:
+    friend class SingleFlight;
+    Leader(SingleFlight& sf, FlightPtr flight) noexcept : sf_{&sf}, flight_{std::move(flight)} {}
+
+    void abandon() noexcept {
+      if (flight_) fail(abandoned());
+    }
+    /// The error of an abandoned flight; when even its message cannot be allocated, the
+    /// std::bad_alloc (a destructor must not throw it).
+    static std::exception_ptr abandoned() noexcept {
+      try {
+        return std::make_exception_ptr(std::logic_error("larder: computation abandoned"));
+      } catch (...) {
+        return std::current_exception();
+      }
+    }
+
+    SingleFlight* sf_ = nullptr;
+    FlightPtr flight_;
   };
 
-  /// Joins the flight for key, creating it (and becoming its leader) if there is none.
-  Ticket join(const K& key) {
+  struct Ticket {
+    FlightPtr flight;  // to wait on, when this caller does not lead it
+    Leader leader;     // non-empty when this caller leads the flight
+  };
+
+  /// Joins the flight for key, creating it (and leading it) if there is none.
+  Ticket join(K key) {
     Shard& s = shard_of(key);
     std::lock_guard lock{s.mutex};
     auto [it, inserted] = s.flights.try_emplace(key);
-    if (inserted) it->second = new_flight(s, it);
-    return {it->second, inserted};
+    if (!inserted) return {it->second, Leader{}};
+    it->second = new_flight(s, it, std::move(key));
+    return {it->second, Leader{*this, it->second}};
   }
 
-  /// Becomes the leader of a new flight for key, or returns null if one is under way.
-  FlightPtr try_lead(const K& key) {
+  /// Leads a new flight for key, or returns an empty Leader if one is under way.
+  Leader try_lead(K key) {
     Shard& s = shard_of(key);
     std::lock_guard lock{s.mutex};
     auto [it, inserted] = s.flights.try_emplace(key);
-    if (!inserted) return nullptr;
-    it->second = new_flight(s, it);
-    return it->second;
-  }
-
-  void complete(const K& key, const FlightPtr& flight, std::shared_ptr<const V> value,
-                const Stamps& stamps) {
-    finish(key, flight, [&](Flight& f) {
-      f.value = std::move(value);
-      f.stamps = stamps;
-    });
-  }
-
-  void fail(const K& key, const FlightPtr& flight, std::exception_ptr error) {
-    finish(key, flight, [&](Flight& f) { f.error = std::move(error); });
+    if (!inserted) return {};
+    it->second = new_flight(s, it, std::move(key));
+    return Leader{*this, it->second};
   }
 
   std::size_t in_flight() const {
@@ -110,54 +161,15 @@ class SingleFlight {
     return n;
   }
 
-  /// Completes the flight on every path. The leader completes or fails it explicitly (from a catch
-  /// block, where the exception is known); if it unwinds past that, waiters get a logic_error
-  /// rather than hang (std::current_exception() is empty during unwinding).
-  class Leader {
-   public:
-    Leader(SingleFlight& sf, K key, FlightPtr flight)
-        : sf_{sf}, key_{std::move(key)}, flight_{std::move(flight)} {}
-    Leader(const Leader&) = delete;
-    Leader& operator=(const Leader&) = delete;
-    ~Leader() {
-      if (!flight_) return;
-      sf_.fail(key_, flight_, abandoned());
-    }
-    void complete(std::shared_ptr<const V> value, const Stamps& stamps) {
-      sf_.complete(key_, flight_, std::move(value), stamps);
-      flight_.reset();
-    }
-    void fail(std::exception_ptr error) {
-      sf_.fail(key_, flight_, std::move(error));
-      flight_.reset();
-    }
-    const K& key() const noexcept { return key_; }
-    /// True until complete() or fail() was called.
-    bool pending() const noexcept { return flight_ != nullptr; }
-
-   private:
-    /// The error of an abandoned flight; when even its message cannot be allocated, the
-    /// std::bad_alloc (a destructor must not throw it).
-    static std::exception_ptr abandoned() noexcept {
-      try {
-        return std::make_exception_ptr(std::logic_error("larder: computation abandoned"));
-      } catch (...) {
-        return std::current_exception();
-      }
-    }
-
-    SingleFlight& sf_;
-    K key_;
-    FlightPtr flight_;
-  };
-
  private:
+  /// Removes the flight from the table, then sets its outcome and wakes its waiters. Allocates
+  /// nothing, so a Leader can end its flight when no memory is left.
   template <class Set>
-  void finish(const K& key, const FlightPtr& flight, Set&& set) {
+  void finish(FlightPtr flight, Set&& set) {
     {
-      Shard& s = shard_of(key);
+      Shard& s = shard_of(flight->key);
       std::lock_guard lock{s.mutex};
-      auto it = s.flights.find(key);
+      auto it = s.flights.find(flight->key);
       if (it != s.flights.end() && it->second == flight) s.flights.erase(it);
     }
     {
@@ -172,9 +184,9 @@ class SingleFlight {
   /// (left with a null flight, the next caller of the key would wait on nothing) and
   /// std::bad_alloc propagates.
   template <class Shard, class It>
-  static FlightPtr new_flight(Shard& s, It it) {
+  static FlightPtr new_flight(Shard& s, It it, K&& key) {
     try {
-      return std::make_shared<Flight>();
+      return std::make_shared<Flight>(std::move(key));
     } catch (...) {
       s.flights.erase(it);
       throw;
