@@ -254,8 +254,10 @@ TEST_CASE("Single-flight table: flights of many keys are joined and removed by t
   CHECK(flights.join("k:4").leader);
 }
 
-TEST_CASE("Single-flight table: a Leader moved, assigned over or dropped ends its flight once",
-          "[cached][concurrency]") {
+TEST_CASE(
+    "Single-flight table: a Leader moved, assigned over, dropped or ended twice ends its "
+    "flight once",
+    "[cached][concurrency]") {
   using Flights = larder::detail::SingleFlight<int>;
   Flights flights;
   auto a = flights.join("a");
@@ -277,6 +279,17 @@ TEST_CASE("Single-flight table: a Leader moved, assigned over or dropped ends it
   REQUIRE_FALSE(a_waiter.leader);
   b.leader.complete(std::make_shared<const int>(7), {});
   CHECK(*a_waiter.flight->value == 7);
+  CHECK(flights.in_flight() == 0);
+
+  // Ending a flight twice, or through a moved-from Leader, does nothing.
+  auto a_again = flights.join("a");  // a new flight of "a"
+  REQUIRE(a_again.leader);
+  b.leader.complete(std::make_shared<const int>(8), {});
+  a.leader.fail(std::make_exception_ptr(std::runtime_error("x")));
+  CHECK(*a_waiter.flight->value == 7);
+  CHECK_FALSE(a_again.flight->done);
+  CHECK(flights.in_flight() == 1);
+  a_again.leader.complete(std::make_shared<const int>(9), {});
   CHECK(flights.in_flight() == 0);
 
   // A Leader dropped while pending fails its flight, so the next caller leads a new one.

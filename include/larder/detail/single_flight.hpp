@@ -93,13 +93,17 @@ class SingleFlight {
     Leader& operator=(const Leader&) = delete;
     ~Leader() { abandon(); }
 
+    /// Ends the flight with a value or an error; on a Leader that leads nothing (empty, moved
+    /// from, or ended already), does nothing.
     void complete(std::shared_ptr<const V> value, const Stamps& stamps) {
+      if (!flight_) return;
       sf_->finish(std::exchange(flight_, nullptr), [&](Flight& f) {
         f.value = std::move(value);
         f.stamps = stamps;
       });
     }
     void fail(std::exception_ptr error) {
+      if (!flight_) return;
       sf_->finish(std::exchange(flight_, nullptr), [&](Flight& f) { f.error = std::move(error); });
     }
     /// True until complete() or fail() was called (false for an empty Leader).
