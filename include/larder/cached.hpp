@@ -641,7 +641,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     } catch (...) {
       // What stopped this leader (a ColdCacheError after waiting for another process, say) is
       // what its waiters get, rather than the Leader guard's "computation abandoned".
-      if (leader.pending()) leader.fail(std::current_exception());
+      leader.fail(std::current_exception());  // nothing if it ended the flight already
       throw;
     }
   }
@@ -837,7 +837,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// Fails the flight with the exception being handled if its leader did not end it (an exception
   /// from storing the value, after fn): its waiters get that exception, and the key is free.
   static void fail_pending(typename Flights::Leader& leader) noexcept {
-    if (leader.pending()) leader.fail(std::current_exception());
+    leader.fail(std::current_exception());  // nothing if the leader ended it already
   }
 
   /// The shared tier's lock of an entry: its key and ":#lock", which no data key can end with.
