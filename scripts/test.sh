@@ -45,22 +45,46 @@ step "TSan tests"
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   setarch "$(uname -m)" -R ctest --test-dir build/ci-tsan --output-on-failure -j"$jobs"
 
-step "consumer builds: installed package, add_subdirectory, FetchContent"
+step "consumer builds: installed package, add_subdirectory, FetchContent, pkg-config"
 rm -rf build/ci-install
 cmake --install build/ci-normal >/dev/null
-for mode in package subdirectory fetchcontent; do
-  rm -rf "build/ci-consumer-$mode"
-  cmake -S tests/consumer -B "build/ci-consumer-$mode" -DLARDER_CONSUME="$mode" \
-    -DCMAKE_PREFIX_PATH="$PWD/build/ci-install" >/dev/null
-  cmake --build "build/ci-consumer-$mode" -j"$jobs" >/dev/null
-  "build/ci-consumer-$mode/consumer"
+# The four builds are small and mostly serial (configure, one or a few files): they run side by
+# side, each logging to build/ci-consumer-<mode>.log, which is printed if it fails.
+consumer() {  # consumer MODE: configure, build and run tests/consumer the MODE way
+  local mode=$1 dir="build/ci-consumer-$1"
+  rm -rf "$dir"
+  if [[ $mode == pkgconfig ]]; then
+    # pkg-config users: the header-only part (larder) and the compiled Redis store (larder-redis).
+    local lib="$PWD/build/ci-install/lib"
+    local pc_path="$lib/pkgconfig:$lib/x86_64-linux-gnu/pkgconfig"
+    mkdir -p "$dir"
+    PKG_CONFIG_PATH="$pc_path" pkg-config --exists --print-errors larder larder-redis
+    # shellcheck disable=SC2046  # the flags are words
+    c++ -DCONSUMER_HAS_REDIS tests/consumer/main.cpp -o "$dir/consumer" \
+      $(PKG_CONFIG_PATH="$pc_path" pkg-config --cflags --libs larder-redis)
+  else
+    cmake -S tests/consumer -B "$dir" -DLARDER_CONSUME="$mode" \
+      -DCMAKE_PREFIX_PATH="$PWD/build/ci-install"
+    cmake --build "$dir"
+  fi
+  "$dir/consumer"
+}
+modes=(package subdirectory fetchcontent pkgconfig)
+pids=()
+for mode in "${modes[@]}"; do
+  (set -e; consumer "$mode") >"build/ci-consumer-$mode.log" 2>&1 &
+  pids+=($!)
 done
-# pkg-config users: the header-only part (larder) and the compiled Redis store (larder-redis).
-pc_path="$PWD/build/ci-install/lib/pkgconfig:$PWD/build/ci-install/lib/x86_64-linux-gnu/pkgconfig"
-PKG_CONFIG_PATH="$pc_path" pkg-config --exists --print-errors larder larder-redis
-# shellcheck disable=SC2046  # the flags are words
-c++ -DCONSUMER_HAS_REDIS tests/consumer/main.cpp -o build/ci-consumer-pkgconfig \
-  $(PKG_CONFIG_PATH="$pc_path" pkg-config --cflags --libs larder-redis)
-build/ci-consumer-pkgconfig
+failed=0
+for i in "${!modes[@]}"; do
+  if wait "${pids[$i]}"; then
+    tail -n 1 "build/ci-consumer-${modes[$i]}.log"
+  else
+    printf '\n-- consumer build "%s" failed:\n' "${modes[$i]}"
+    cat "build/ci-consumer-${modes[$i]}.log"
+    failed=1
+  fi
+done
+((failed == 0))
 
 step "all passed"
