@@ -727,7 +727,7 @@ TEST_CASE("JsonCache: a null const char* ID is refused with std::invalid_argumen
                     Catch::Contains("'Tag'") && Catch::Contains("null const char*"));
   CHECK_THROWS_AS(viewed.refresh(null), std::invalid_argument);
   CHECK_THROWS_AS(viewed.invalidate(null), std::invalid_argument);
-  // (No written(): it may enqueue on a Warmer, whose queue keeps IDs, so it needs an owning Id.)
+  CHECK_THROWS_AS(viewed.written(null), std::invalid_argument);
   CHECK_THROWS_AS(viewed.key(null), std::invalid_argument);
   CHECK_THROWS_AS(viewed.warm(null, larder::WarmKind::fill), std::invalid_argument);
   CHECK_THROWS_AS(viewed.cancelled(null, larder::WarmKind::refresh), std::invalid_argument);
@@ -743,4 +743,18 @@ TEST_CASE("JsonCache: a null const char* ID is refused with std::invalid_argumen
   CHECK(list.text == R"([{"name":"bob","uses":4}])");
   CHECK(list.missing == std::vector<std::string_view>{"nobody"});
   CHECK_THROWS_AS(viewed.get(std::string_view{}), std::invalid_argument);  // empty, as before
+  // written() with a non-owning Id: no Warmer can hold it, so the text is dropped (even when
+  // on_write asks to re-warm), and the next get() reads the edited row.
+  for (const auto on_write : {larder::OnWrite::invalidate, larder::OnWrite::rewarm}) {
+    larder::MemoryStore own_store;
+    larder::JsonCache<shop::Tag, std::string_view> edited{
+        own_store, "Tag", view_repo, {}, larder::JsonCacheOptions{.on_write = on_write}};
+    view_repo.rows["bob"] = shop::Tag{"bob", 4};
+    CHECK(edited.get("bob")->view() == R"({"name":"bob","uses":4})");
+    view_repo.rows["bob"].uses = 5;
+    CHECK(edited.get("bob")->view() == R"({"name":"bob","uses":4})");  // cached
+    edited.written(bob);
+    CHECK(edited.stats().writes == 1);
+    CHECK(edited.get("bob")->view() == R"({"name":"bob","uses":5})");
+  }
 }

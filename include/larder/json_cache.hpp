@@ -298,11 +298,14 @@ class JsonCache {
 
   /// The write path's hook: call it after a write to the entity is committed. Per
   /// JsonCacheOptions::on_write, drops the text, or queues a refresh on the attached Warmer (and
-  /// drops the text if there is none or its queue refuses the ID).
+  /// drops the text if there is none or its queue refuses the ID). A non-owning Id (such as
+  /// std::string_view) can have no Warmer, whose queue keeps IDs: its text is dropped.
   void written(const Id& id) {
     check_id(id);
     writes_.fetch_add(1, std::memory_order_relaxed);
-    if (jopts_.on_write == OnWrite::rewarm) {
+    if constexpr (detail::hold_of<Id>() != detail::Hold::copy) {
+      // No Warmer<Id> can exist (its static_assert), so none is attached: nothing to re-warm.
+    } else if (jopts_.on_write == OnWrite::rewarm) {
       // Not under warmer_mutex_: with OnFull::block a full queue waits here, and the other
       // written() calls (and attach, detach) must not wait behind it. The use keeps the warmer
       // attached (its destructor's detach_warmer waits for it) until enqueue has returned.
