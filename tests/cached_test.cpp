@@ -172,6 +172,85 @@ TEST_CASE("An executor that refuses the refresh makes the caller recompute", "[c
   CHECK(fn.calls == 2);
 }
 
+TEST_CASE("An executor that breaks its contract neither refreshes twice nor hangs ~Cached",
+          "[cached]") {
+  // Executor's contract: a throw from submit() means the task was not taken. These break it.
+  struct RunsThenThrows final : larder::Executor {
+    void submit(std::function<void()> task) override {
+      task();
+      throw std::runtime_error("ran it, then failed");
+    }
+  };
+  struct KeepsThenThrows final : larder::Executor {
+    std::vector<std::function<void()>> kept;
+    void submit(std::function<void()> task) override {
+      kept.push_back(std::move(task));
+      throw std::runtime_error("kept it, then failed");
+    }
+  };
+  struct Drops final : larder::Executor {
+    int dropped = 0;
+    void submit(std::function<void()>) override { ++dropped; }  // destroyed, never run
+  };
+  larder::FakeClock clock;
+  larder::MemoryStore store;
+  CountingFn fn;
+  auto make = [&](larder::Executor& executor) {
+    return std::make_unique<larder::Cached<decltype(wrap(fn))>>(
+        store, "T", "f", wrap(fn),
+        larder::Options{.ttl = 24h,
+                        .fresh_for = 1h,
+                        .refresh = larder::Refresh::background,
+                        .clock = &clock,
+                        .executor = &executor});
+  };
+
+  SECTION("it ran the task before throwing: that was the refresh, the caller is served stale") {
+    RunsThenThrows executor;
+    auto c = make(executor);
+    (*c)(1);
+    clock.advance(2h);
+    fn.offset = 5;
+    auto r = (*c)(1);
+    CHECK(*r == 10);
+    CHECK(r.stale());
+    CHECK(fn.calls == 2);  // once by the task, not again by the caller
+    CHECK(*(*c)(1) == 15);
+    CHECK(c->stats().stale_serves == 1);
+    c.reset();  // returns: the refresh is not counted as pending twice (nor as never ended)
+  }
+  SECTION("it kept the task before throwing: the caller refreshes, the kept task does nothing") {
+    KeepsThenThrows executor;
+    auto c = make(executor);
+    (*c)(1);
+    clock.advance(2h);
+    fn.offset = 5;
+    auto r = (*c)(1);
+    CHECK(*r == 15);
+    CHECK_FALSE(r.stale());
+    REQUIRE(executor.kept.size() == 1);
+    fn.offset = 7;
+    executor.kept.front()();
+    CHECK(fn.calls == 2);
+    CHECK(*(*c)(1) == 15);
+    executor.kept.clear();
+    c.reset();  // returns once the executor let go of the task
+  }
+  SECTION("it dropped the task: the flight ends and ~Cached does not wait for it") {
+    Drops executor;
+    auto c = make(executor);
+    (*c)(1);
+    clock.advance(2h);
+    fn.offset = 5;
+    CHECK((*c)(1).stale());
+    CHECK(executor.dropped == 1);
+    CHECK((*c)(1).stale());  // the key is not stuck behind the dropped refresh: another is queued
+    CHECK(executor.dropped == 2);
+    CHECK(fn.calls == 1);
+    c.reset();
+  }
+}
+
 TEST_CASE("The shared background pool refreshes and the destructor waits for it", "[cached]") {
   larder::FakeClock clock;
   larder::MemoryStore store;

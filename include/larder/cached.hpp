@@ -199,7 +199,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
   Cached& operator=(const Cached&) = delete;
 
   /// Leaves the store's invalidation bus (no callback of it runs after this), then waits for this
-  /// function's background refreshes to finish.
+  /// function's background refreshes: until the executor has run (or dropped) and destroyed each.
   ~Cached() {
     if (bus_id_ != 0) bus_->unsubscribe(bus_id_);
     std::unique_lock lock{background_mutex_};
@@ -769,68 +769,86 @@ class Cached<Fn, detail::Signature<R, A...>> {
     return remote;
   }
 
+  /// What a background refresh shares with its task (a std::function must be copyable, a Leader
+  /// is not): the flight's leadership, and whether the task or the caller took it. The refresh
+  /// counts as pending (background_pending_, which ~Cached waits for) exactly as long as this
+  /// lives, so until the executor has run or destroyed every copy of the task, whatever it does:
+  /// even an executor that breaks its contract (throws from submit() after it ran or kept the
+  /// task, or drops a task) can neither make ~Cached wait for ever nor let a task touch a
+  /// destroyed Cached.
+  struct Background {
+    Background(Cached& c, typename Flights::Leader&& l) : self{c}, leader{std::move(l)} {
+      std::lock_guard guard{self.background_mutex_};
+      ++self.background_pending_;
+    }
+    Background(const Background&) = delete;
+    Background& operator=(const Background&) = delete;
+    ~Background() {
+      { const typename Flights::Leader gone = std::move(leader); }  // a task never run: its
+      // waiters get "computation abandoned" now, while the flight table still exists
+      std::lock_guard guard{self.background_mutex_};
+      --self.background_pending_;
+      self.background_cv_.notify_all();
+    }
+    Cached& self;
+    typename Flights::Leader leader;
+    std::atomic<bool> taken{false};  // by the task when it starts, or by the caller if refused
+  };
+
   /// Hands the refresh, the flight's leadership and the remote lock to the executor. False if the
   /// executor refused the task: the caller then holds the leadership again and recomputes itself.
   /// The task holds owning copies of the arguments (a string_view's text, a span's elements): the
   /// caller's may be gone by then.
   bool submit_refresh(const Call& call, const Stale& stale, typename Flights::Leader& leader,
                       std::optional<RemoteLock>& lock, detail::param_t<A>... args) {
-    // Built first: allocating the shared leadership (a std::function must be copyable, a Leader
-    // is not) or copying the arguments may throw (a user type's copy, std::bad_alloc), and then
-    // nothing is pending and the caller recomputes, as when the executor refuses the task.
-    std::shared_ptr<typename Flights::Leader> shared;
+    // Built first: allocating the shared state or copying the arguments may throw (a user type's
+    // copy, std::bad_alloc), and then the caller recomputes, as when the executor refuses the task.
+    std::shared_ptr<Background> shared;
     std::function<void()> task;
     try {
-      shared = std::make_shared<typename Flights::Leader>(std::move(leader));
+      shared = std::make_shared<Background>(*this, std::move(leader));
       task = make_refresh_task(call, stale, shared, lock, args...);
     } catch (...) {
-      if (shared) leader = std::move(*shared);
+      if (shared) leader = std::move(shared->leader);
       return false;
-    }
-    {
-      std::lock_guard guard{background_mutex_};
-      ++background_pending_;
     }
     try {
       (executor_ ? *executor_ : ThreadPool::shared()).submit(std::move(task));
-      lock.reset();  // the task owns it now
-      return true;
     } catch (...) {
-      leader = std::move(*shared);
-      std::lock_guard guard{background_mutex_};
-      --background_pending_;
-      background_cv_.notify_all();
-      return false;
+      // Refused: the task never runs, unless the executor ran or kept it all the same. Whichever
+      // of the two takes the leadership first refreshes; the other leaves it alone.
+      if (!shared->taken.exchange(true)) {
+        leader = std::move(shared->leader);
+        return false;
+      }
     }
+    lock.reset();  // the task owns it now
+    return true;
   }
 
-  /// The background refresh of submit_refresh: it counts itself done (background_pending_) once
-  /// it ran.
+  /// The background refresh of submit_refresh. It does nothing if the caller took the refresh
+  /// back (the executor threw from submit() but ran the task later).
   std::function<void()> make_refresh_task(const Call& call, const Stale& stale,
-                                          const std::shared_ptr<typename Flights::Leader>& leader,
+                                          const std::shared_ptr<Background>& shared,
                                           const std::optional<RemoteLock>& lock,
                                           detail::param_t<A>... args) {
-    return [this, call, stale, leader, lock,
+    return [this, call, stale, shared, lock,
             held = detail::HeldArgs<A...>{detail::hold<A>(args)...}]() mutable {
-      {
-        RemoteUnlock unlock{this, lock, call};
-        try {
-          std::apply(
-              [&](auto&... a) { compute_and_store(call, *leader, stale, detail::lend<A>(a)...); },
-              held);
-        } catch (const std::exception& e) {
-          fail_pending(*leader);
-          report(ErrorEvent::Kind::background_refresh, call, e.what());
-        } catch (...) {
-          fail_pending(*leader);
-          report(ErrorEvent::Kind::background_refresh, call, "unknown exception");
-        }
+      if (shared->taken.exchange(true)) return;
+      RemoteUnlock unlock{this, lock, call};
+      try {
+        std::apply(
+            [&](auto&... a) {
+              compute_and_store(call, shared->leader, stale, detail::lend<A>(a)...);
+            },
+            held);
+      } catch (const std::exception& e) {
+        fail_pending(shared->leader);
+        report(ErrorEvent::Kind::background_refresh, call, e.what());
+      } catch (...) {
+        fail_pending(shared->leader);
+        report(ErrorEvent::Kind::background_refresh, call, "unknown exception");
       }
-      // The flight ended above in every case: the Leader this task object still holds, which the
-      // executor may destroy after ~Cached returned, has nothing left to do then.
-      std::lock_guard guard{background_mutex_};
-      --background_pending_;
-      background_cv_.notify_all();
     };
   }
 

@@ -16,7 +16,9 @@ namespace larder {
 
 /// Runs tasks somewhere else. Replace it to use your service's own pool [FusionCache, Caffeine
 /// `executor`]. A task must not be dropped silently: an executor that cannot take a task throws
-/// from submit(), and larder then runs the work on the calling thread.
+/// from submit(), and larder then runs the work on the calling thread. (One that breaks this, by
+/// running or keeping a task and throwing, or by dropping one, costs a refresh at worst: larder
+/// never refreshes twice for it and never waits for ever for a task it dropped.)
 class Executor {
  public:
   virtual ~Executor() = default;
