@@ -213,7 +213,7 @@ class MemoryStore final : public Store {
     // Between the shard lock and the policy lock, another thread may evict and retire `old`: the
     // guard keeps it alive until this call is done with it. (`node` needs no guard: until it is
     // admitted it is pending, and nothing frees a pending entry but its admission.)
-    std::optional<detail::EpochDomain::Guard> guard{std::in_place, epochs()};
+    detail::EpochDomain::Guard guard{epochs()};
     Node* old = nullptr;
     Table* old_table = nullptr;
     Shard& s = shard_of(h);
@@ -268,7 +268,7 @@ class MemoryStore final : public Store {
     }
     // Done with old and node: leave the read section, or this thread's own stale announcement would
     // keep the epoch from moving in the maintenance below.
-    guard.reset();
+    guard.leave();
     if (retired_.size() >= reclaim_at_ || calendar_due(stamps.written))
       maintain_locked(stamps.written);
   }
