@@ -195,22 +195,24 @@ TEST_CASE("An executor that breaks its contract neither refreshes twice nor hang
   larder::FakeClock clock;
   larder::MemoryStore store;
   CountingFn fn;
-  auto make = [&](larder::Executor& executor) {
-    return std::make_unique<larder::Cached<decltype(wrap(fn))>>(
+  // A Cached whose entry for 1 (10) is stale, and whose next computation gives 15.
+  auto stale_cached = [&](larder::Executor& executor) {
+    auto c = std::make_unique<larder::Cached<decltype(wrap(fn))>>(
         store, "T", "f", wrap(fn),
         larder::Options{.ttl = 24h,
                         .fresh_for = 1h,
                         .refresh = larder::Refresh::background,
                         .clock = &clock,
                         .executor = &executor});
+    (*c)(1);
+    clock.advance(2h);
+    fn.offset = 5;
+    return c;
   };
 
   SECTION("it ran the task before throwing: that was the refresh, the caller is served stale") {
     RunsThenThrows executor;
-    auto c = make(executor);
-    (*c)(1);
-    clock.advance(2h);
-    fn.offset = 5;
+    auto c = stale_cached(executor);
     auto r = (*c)(1);
     CHECK(*r == 10);
     CHECK(r.stale());
@@ -221,10 +223,7 @@ TEST_CASE("An executor that breaks its contract neither refreshes twice nor hang
   }
   SECTION("it kept the task before throwing: the caller refreshes, the kept task does nothing") {
     KeepsThenThrows executor;
-    auto c = make(executor);
-    (*c)(1);
-    clock.advance(2h);
-    fn.offset = 5;
+    auto c = stale_cached(executor);
     auto r = (*c)(1);
     CHECK(*r == 15);
     CHECK_FALSE(r.stale());
@@ -238,10 +237,7 @@ TEST_CASE("An executor that breaks its contract neither refreshes twice nor hang
   }
   SECTION("it dropped the task: the flight ends and ~Cached does not wait for it") {
     Drops executor;
-    auto c = make(executor);
-    (*c)(1);
-    clock.advance(2h);
-    fn.offset = 5;
+    auto c = stale_cached(executor);
     CHECK((*c)(1).stale());
     CHECK(executor.dropped == 1);
     CHECK((*c)(1).stale());  // the key is not stuck behind the dropped refresh: another is queued
