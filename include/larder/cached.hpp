@@ -784,8 +784,9 @@ class Cached<Fn, detail::Signature<R, A...>> {
     Background(const Background&) = delete;
     Background& operator=(const Background&) = delete;
     ~Background() {
-      { const typename Flights::Leader gone = std::move(leader); }  // a task never run: its
-      // waiters get "computation abandoned" now, while the flight table still exists
+      // A task never run ends its flight here ("computation abandoned" to its waiters), while
+      // the flight table still exists: before the count below lets ~Cached return.
+      { const typename Flights::Leader gone = std::move(leader); }
       std::lock_guard guard{self.background_mutex_};
       --self.background_pending_;
       self.background_cv_.notify_all();
