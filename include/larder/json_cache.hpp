@@ -303,14 +303,14 @@ class JsonCache {
   void written(const Id& id) {
     check_id(id);
     writes_.fetch_add(1, std::memory_order_relaxed);
-    if constexpr (detail::hold_of<Id>() != detail::Hold::copy) {
-      // No Warmer<Id> can exist (its static_assert), so none is attached: nothing to re-warm.
-    } else if (jopts_.on_write == OnWrite::rewarm) {
-      // Not under warmer_mutex_: with OnFull::block a full queue waits here, and the other
-      // written() calls (and attach, detach) must not wait behind it. The use keeps the warmer
-      // attached (its destructor's detach_warmer waits for it) until enqueue has returned.
-      WarmerUse use{*this};
-      if (use.warmer() && use.warmer()->enqueue(id, WarmKind::refresh)) return;
+    if constexpr (detail::warmable_id<Id>) {  // else no Warmer<Id> exists to re-warm through
+      if (jopts_.on_write == OnWrite::rewarm) {
+        // Not under warmer_mutex_: with OnFull::block a full queue waits here, and the other
+        // written() calls (and attach, detach) must not wait behind it. The use keeps the warmer
+        // attached (its destructor's detach_warmer waits for it) until enqueue has returned.
+        WarmerUse use{*this};
+        if (use.warmer() && use.warmer()->enqueue(id, WarmKind::refresh)) return;
+      }
     }
     cached_.invalidate(id);
   }

@@ -131,9 +131,16 @@ concept WarmTarget = requires(T& t, const Id& id) {
 ///   ...
 ///   db.touch(42); foos.written(42);    // the write path: 42 is re-warmed (OnWrite::rewarm)
 ///   auto p = warmer.progress();        // p.done of p.total, p.failed, p.last_error
+namespace detail {
+/// Whether a Warmer<Id> can exist: its queue keeps IDs after enqueue() returns, so they must own
+/// their data. JsonCache::written() asks it too (for an Id without a Warmer, it invalidates).
+template <class Id>
+inline constexpr bool warmable_id = hold_of<Id>() == Hold::copy;
+}  // namespace detail
+
 template <class Id>
 class Warmer {
-  static_assert(detail::hold_of<Id>() == detail::Hold::copy,
+  static_assert(detail::warmable_id<Id>,
                 "larder::Warmer: the queue keeps IDs after enqueue() returns, so the id type must "
                 "own its data (std::string, not std::string_view or const char*)");
 
