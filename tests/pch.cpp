@@ -1,0 +1,1 @@
+// The object whose build makes the tests' precompiled header (tests/CMakeLists.txt).
