@@ -38,6 +38,36 @@ struct Tiered final : larder::Store {
 };
 }  // namespace
 
+namespace sealed {
+/// A value whose codec does not compile: a file that instantiates its encode or decode fails to
+/// build. Only a Cached that may meet a byte tier needs them.
+template <int N>
+struct Value {
+  std::int64_t v = 0;
+};
+}  // namespace sealed
+
+template <int N>
+struct larder::Codec<sealed::Value<N>> {
+  static constexpr std::string_view name = "sealed";
+  static std::string encode(const sealed::Value<N>&) {
+    static_assert(N < 0, "a Cached over a MemoryStore compiled its value's codec");
+    return {};
+  }
+  static sealed::Value<N> decode(std::string_view) {
+    static_assert(N < 0, "a Cached over a MemoryStore compiled its value's codec");
+    return {};
+  }
+};
+
+namespace {
+/// No to_json/from_json, so no Codec.
+struct Opaque {
+  std::int64_t v = 0;
+};
+static_assert(!larder::Encodable<Opaque>);
+}  // namespace
+
 TEST_CASE("A value written by one instance is read by another from the byte store", "[bytes]") {
   larder::FakeClock clock;
   MapByteStore shared{clock};
@@ -368,4 +398,43 @@ TEST_CASE("A stale memory copy whose shared-tier re-read throws releases the loc
   auto r = c(1);  // the key is free in this process and across processes: it is computed at once
   CHECK(*r == 11);
   CHECK(r.source() == larder::Source::computed);
+}
+
+TEST_CASE("A Cached over a MemoryStore does not compile its value's codec", "[bytes][codec]") {
+  // This file builds only if constructing over a MemoryStore (the constructor class template
+  // argument deduction picks for it, and the one named explicitly) instantiates neither
+  // encode nor decode of sealed::Value's codec.
+  larder::MemoryStore store;
+  int calls = 0;
+  auto fn = [&calls](std::int64_t id) {
+    ++calls;
+    return sealed::Value<1>{id * 2};
+  };
+  larder::Cached deduced{store, "Sealed", "deduced", fn};
+  CHECK(deduced(21)->v == 42);
+  CHECK(deduced(21)->v == 42);
+  CHECK(deduced(21).source() == larder::Source::memory);
+  larder::Cached<decltype(fn)> named{store, "Sealed", "named", fn};
+  CHECK(named(4)->v == 8);
+  CHECK(calls == 2);
+}
+
+TEST_CASE("A result type without a codec is refused by a byte store, and cached in memory",
+          "[bytes][codec]") {
+  auto fn = [](std::int64_t id) { return Opaque{id + 1}; };
+  larder::FakeClock clock;
+  MapByteStore bytes{clock};
+  Tiered tiered{bytes};
+  try {
+    larder::Cached c{tiered, "Opaque", "of", fn};
+    FAIL("a byte store took a value it cannot encode");
+  } catch (const std::invalid_argument& e) {
+    CHECK_THAT(e.what(),
+               Catch::Contains("larder:v1:Opaque:of:") && Catch::Contains("has no larder::Codec"));
+  }
+  CHECK_THROWS_AS((larder::Cached{bytes, "Opaque", "bytes_only", fn}), std::invalid_argument);
+  larder::MemoryStore memory;
+  larder::Cached in_memory{memory, "Opaque", "of", fn};
+  CHECK(in_memory(1)->v == 2);
+  CHECK(in_memory(1).source() == larder::Source::memory);
 }

@@ -113,6 +113,26 @@ struct Fixture {
 
 }  // namespace
 
+namespace sealed {
+/// An ID list whose codec does not compile: a file that instantiates its encode or decode fails
+/// to build. Only a Rehydrated that may meet a byte tier needs them.
+template <int N>
+struct Ids : std::vector<std::int64_t> {};
+}  // namespace sealed
+
+template <int N>
+struct larder::Codec<sealed::Ids<N>> {
+  static constexpr std::string_view name = "sealed";
+  static std::string encode(const sealed::Ids<N>&) {
+    static_assert(N < 0, "a Rehydrated over a MemoryStore compiled its ID list's codec");
+    return {};
+  }
+  static sealed::Ids<N> decode(std::string_view) {
+    static_assert(N < 0, "a Rehydrated over a MemoryStore compiled its ID list's codec");
+    return {};
+  }
+};
+
 TEST_CASE("Rehydrated returns fresh entities in the cached order with one repository call",
           "[rehydrate]") {
   Fixture f;
@@ -328,6 +348,20 @@ TEST_CASE("Rehydrated accepts any range of ids from the function", "[rehydrate]"
   larder::Rehydrated top{f.store, "Author", "deque", deque_of, f.repo};
   CHECK(ids_of(top(1).entities) == std::vector<std::int64_t>{20, 30});
   CHECK(f.repo.calls == 1);
+}
+
+TEST_CASE("A Rehydrated over a MemoryStore does not compile its ID list's codec", "[rehydrate]") {
+  // This file builds only if constructing over a MemoryStore instantiates neither encode nor
+  // decode of sealed::Ids's codec.
+  Fixture f;
+  auto sealed_of = [](std::int64_t) {
+    sealed::Ids<1> ids;
+    ids.assign({20, 10});
+    return ids;
+  };
+  larder::Rehydrated top{f.store, "Author", "sealed", sealed_of, f.repo};
+  CHECK(ids_of(top(1).entities) == std::vector<std::int64_t>{20, 10});
+  CHECK(top(1).ids.source() == larder::Source::memory);
 }
 
 TEST_CASE("Concurrent callers of a cold list compute it once and each get fresh rows",

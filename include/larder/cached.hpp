@@ -145,7 +145,37 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
   Cached(Store& store, std::string_view class_name, std::string_view function_name, Fn fn,
          Options options = {})
-      : fn_{std::move(fn)}, opts_{std::move(options)}, store_{&store} {
+      : Cached{store, class_name, function_name, std::move(fn), std::move(options), codec_ops()} {}
+
+  /// The same over the in-memory store alone, which never encodes a value: the byte tier's codec
+  /// is not compiled (for the default codec, nlohmann_json's parser and serializer: about a
+  /// quarter of the compile time of a file with one Cached, docs/design.md, Compile time).
+  Cached(MemoryStore& store, std::string_view class_name, std::string_view function_name, Fn fn,
+         Options options = {})
+      : Cached{store, class_name, function_name, std::move(fn), std::move(options), CodecOps{}} {}
+
+ private:
+  /// How this Cached encodes and decodes values for a byte tier: Codec<value_type>, through
+  /// pointers set only by the constructor that may meet a byte tier, so that a Cached made over
+  /// a MemoryStore does not instantiate the codec. Null when there is no byte tier to use them.
+  struct CodecOps {
+    std::string (*encode)(const value_type&) = nullptr;
+    std::shared_ptr<const value_type> (*decode)(std::string_view) = nullptr;
+  };
+  static CodecOps codec_ops() {
+    if constexpr (Encodable<value_type>) {
+      return {[](const value_type& v) -> std::string { return Codec<value_type>::encode(v); },
+              [](std::string_view b) -> std::shared_ptr<const value_type> {
+                return std::make_shared<const value_type>(Codec<value_type>::decode(b));
+              }};
+    } else {
+      return {};
+    }
+  }
+
+  Cached(Store& store, std::string_view class_name, std::string_view function_name, Fn fn,
+         Options options, CodecOps codec)
+      : fn_{std::move(fn)}, opts_{std::move(options)}, store_{&store}, codec_{codec} {
     detail::validate(opts_, class_name, function_name);
     clock_ = opts_.clock ? opts_.clock : &SystemClock::instance();
     system_clock_ = clock_ == &SystemClock::instance();
@@ -176,7 +206,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
           fingerprint_, detail::hash_bytes(std::string_view{Codec<value_type>::name}));
       fingerprint_ =
           detail::hash_combine(fingerprint_, detail::hash_bytes(typeid(value_type).name()));
-    } else if (bytes_) {
+    }
+    if (bytes_ && codec_.decode == nullptr) {
       throw std::invalid_argument(
           "larder::Cached: '" + head_ +
           "' uses a byte store (Redis) but its result type has no larder::Codec: give it "
@@ -195,6 +226,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     }
   }
 
+ public:
   Cached(const Cached&) = delete;
   Cached& operator=(const Cached&) = delete;
 
@@ -1036,8 +1068,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       try {
         auto env = detail::decode_envelope(*bytes, call.identity_key(), fingerprint_);
         if (env.stamps.expired(now)) return std::nullopt;
-        return Found<value_type>{
-            std::make_shared<const value_type>(Codec<value_type>::decode(env.value)), env.stamps};
+        return Found<value_type>{codec_.decode(env.value), env.stamps};
       } catch (const DecodeError& e) {
         if (count_errors) {
           decode_errors_.add();
@@ -1081,7 +1112,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
       std::string payload;
       try {
         payload = detail::encode_envelope(call.identity_key(), fingerprint_, stamps,
-                                          Codec<value_type>::encode(value));
+                                          codec_.encode(value));
       } catch (const std::exception& e) {
         store_errors_.add();
         report(ErrorEvent::Kind::store, key,
@@ -1614,8 +1645,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
           auto env =
               detail::decode_envelope(*bytes[m], misses[m]->call.identity_key(), fingerprint_);
           if (env.stamps.expired(now)) continue;
-          found[m] = Found<value_type>{
-              std::make_shared<const value_type>(Codec<value_type>::decode(env.value)), env.stamps};
+          found[m] = Found<value_type>{codec_.decode(env.value), env.stamps};
         } catch (const DecodeError& e) {
           if (!count_errors) continue;
           decode_errors_.add();
@@ -1685,6 +1715,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
   Executor* executor_ = nullptr;
   MemoryStore* mem_ = nullptr;
   ByteStore* bytes_ = nullptr;
+  CodecOps codec_;  // set whenever bytes_ is
   std::string head_;
   std::uint64_t seed_ = 0;
   std::uint64_t fingerprint_ = 0;
@@ -1706,5 +1737,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
 template <class Fn>
 Cached(Store&, std::string_view, std::string_view, Fn, Options = {}) -> Cached<Fn>;
+template <class Fn>
+Cached(MemoryStore&, std::string_view, std::string_view, Fn, Options = {}) -> Cached<Fn>;
 
 }  // namespace larder

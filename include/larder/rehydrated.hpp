@@ -115,6 +115,19 @@ class Rehydrated<Fn, Repo, detail::Signature<R, A...>> {
   /// [0, 1]). `repo` must outlive this object.
   Rehydrated(Store& store, std::string_view class_name, std::string_view function_name, Fn fn,
              Repo& repo, Options options = {}, RehydrateOptions rehydrate = {})
+      : Rehydrated(store, class_name, function_name, std::move(fn), repo, std::move(options),
+                   rehydrate, 0) {}
+  /// Over the in-memory store alone: its ID lists are never encoded, so the byte tier's codec is
+  /// not compiled (see Cached's constructor of the same shape).
+  Rehydrated(MemoryStore& store, std::string_view class_name, std::string_view function_name, Fn fn,
+             Repo& repo, Options options = {}, RehydrateOptions rehydrate = {})
+      : Rehydrated(store, class_name, function_name, std::move(fn), repo, std::move(options),
+                   rehydrate, 0) {}
+
+ private:
+  template <class S>  // Store or MemoryStore: the Cached constructor the store's type picks
+  Rehydrated(S& store, std::string_view class_name, std::string_view function_name, Fn fn,
+             Repo& repo, Options options, RehydrateOptions rehydrate, int)
       : ids_{store, class_name, function_name, std::move(fn), std::move(options)},
         repo_{&repo},
         ropts_{rehydrate} {
@@ -124,6 +137,7 @@ class Rehydrated<Fn, Repo, detail::Signature<R, A...>> {
           std::to_string(ropts_.recompute_when_missing) + ")");
   }
 
+ public:
   Rehydrated(const Rehydrated&) = delete;
   Rehydrated& operator=(const Rehydrated&) = delete;
 
@@ -308,6 +322,9 @@ class Rehydrated<Fn, Repo, detail::Signature<R, A...>> {
 
 template <class Fn, class Repo>
 Rehydrated(Store&, std::string_view, std::string_view, Fn, Repo&, Options = {},
+           RehydrateOptions = {}) -> Rehydrated<Fn, Repo>;
+template <class Fn, class Repo>
+Rehydrated(MemoryStore&, std::string_view, std::string_view, Fn, Repo&, Options = {},
            RehydrateOptions = {}) -> Rehydrated<Fn, Repo>;
 
 }  // namespace larder
