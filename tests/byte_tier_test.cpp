@@ -18,6 +18,7 @@
 #include "support/forwarding_byte_store.hpp"
 #include "support/gate.hpp"
 #include "support/map_byte_store.hpp"
+#include "support/sealed_codec.hpp"
 
 using namespace std::chrono_literals;
 using larder::testing::CountingFn;
@@ -36,31 +37,12 @@ struct Tiered final : larder::Store {
   larder::MemoryStore* memory_tier() noexcept override { return &memory; }
   larder::ByteStore* byte_tier() noexcept override { return &bytes; }
 };
-}  // namespace
 
-namespace sealed {
-/// A value whose codec does not compile: a file that instantiates its encode or decode fails to
-/// build. Only a Cached that may meet a byte tier needs them.
-template <int N>
-struct Value {
+/// A value for Sealed (support/sealed_codec.hpp).
+struct Doubled {
   std::int64_t v = 0;
 };
-}  // namespace sealed
 
-template <int N>
-struct larder::Codec<sealed::Value<N>> {
-  static constexpr std::string_view name = "sealed";
-  static std::string encode(const sealed::Value<N>&) {
-    static_assert(N < 0, "a Cached over a MemoryStore compiled its value's codec");
-    return {};
-  }
-  static sealed::Value<N> decode(std::string_view) {
-    static_assert(N < 0, "a Cached over a MemoryStore compiled its value's codec");
-    return {};
-  }
-};
-
-namespace {
 /// No to_json/from_json, so no Codec.
 struct Opaque {
   std::int64_t v = 0;
@@ -402,13 +384,13 @@ TEST_CASE("A stale memory copy whose shared-tier re-read throws releases the loc
 
 TEST_CASE("A Cached over a MemoryStore does not compile its value's codec", "[bytes][codec]") {
   // This file builds only if constructing over a MemoryStore (the constructor class template
-  // argument deduction picks for it, and the one named explicitly) instantiates neither
-  // encode nor decode of sealed::Value's codec.
+  // argument deduction picks for it, and the one named explicitly) compiles neither encode nor
+  // decode of a Sealed value's codec.
   larder::MemoryStore store;
   int calls = 0;
   auto fn = [&calls](std::int64_t id) {
     ++calls;
-    return sealed::Value<1>{id * 2};
+    return larder::testing::Sealed<Doubled>{{id * 2}};
   };
   larder::Cached deduced{store, "Sealed", "deduced", fn};
   CHECK(deduced(21)->v == 42);

@@ -26,6 +26,7 @@
 #include "db.hpp"
 #include "support/catch.hpp"
 #include "support/manual_executor.hpp"
+#include "support/sealed_codec.hpp"
 #include "support/teardown.hpp"
 
 using namespace std::chrono_literals;
@@ -112,26 +113,6 @@ struct Fixture {
 };
 
 }  // namespace
-
-namespace sealed {
-/// An ID list whose codec does not compile: a file that instantiates its encode or decode fails
-/// to build. Only a Rehydrated that may meet a byte tier needs them.
-template <int N>
-struct Ids : std::vector<std::int64_t> {};
-}  // namespace sealed
-
-template <int N>
-struct larder::Codec<sealed::Ids<N>> {
-  static constexpr std::string_view name = "sealed";
-  static std::string encode(const sealed::Ids<N>&) {
-    static_assert(N < 0, "a Rehydrated over a MemoryStore compiled its ID list's codec");
-    return {};
-  }
-  static sealed::Ids<N> decode(std::string_view) {
-    static_assert(N < 0, "a Rehydrated over a MemoryStore compiled its ID list's codec");
-    return {};
-  }
-};
 
 TEST_CASE("Rehydrated returns fresh entities in the cached order with one repository call",
           "[rehydrate]") {
@@ -351,11 +332,11 @@ TEST_CASE("Rehydrated accepts any range of ids from the function", "[rehydrate]"
 }
 
 TEST_CASE("A Rehydrated over a MemoryStore does not compile its ID list's codec", "[rehydrate]") {
-  // This file builds only if constructing over a MemoryStore instantiates neither encode nor
-  // decode of sealed::Ids's codec.
+  // This file builds only if constructing over a MemoryStore compiles neither encode nor decode
+  // of a Sealed ID list's codec.
   Fixture f;
   auto sealed_of = [](std::int64_t) {
-    sealed::Ids<1> ids;
+    larder::testing::Sealed<std::vector<std::int64_t>> ids;
     ids.assign({20, 10});
     return ids;
   };
