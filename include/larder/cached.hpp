@@ -157,7 +157,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
  private:
   /// How this Cached encodes and decodes values for a byte tier: Codec<value_type>, through
   /// pointers set only by the constructor that may meet a byte tier, so that a Cached made over
-  /// a MemoryStore does not instantiate the codec. Null when there is no byte tier to use them.
+  /// a MemoryStore does not instantiate the codec. Null in a Cached made over a MemoryStore, and
+  /// for a value type without a codec (which a byte tier refuses at construction).
   struct CodecOps {
     std::string (*encode)(const value_type&) = nullptr;
     std::shared_ptr<const value_type> (*decode)(std::string_view) = nullptr;
