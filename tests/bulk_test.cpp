@@ -290,6 +290,28 @@ TEST_CASE("get_many joins a single call's computation instead of computing again
   CHECK(fn.calls == 1);
 }
 
+TEST_CASE("get_many is not answered with a computation its key's invalidate() came after",
+          "[bulk][invalidate]") {
+  larder::MemoryStore store;
+  larder::testing::ReadThenHoldFn fn;
+  larder::Cached c{store, "T", "f", [&fn](std::int64_t id) { return fn(id); }};
+  fn.gate.close();
+  auto single = std::async(std::launch::async, [&] { return *c(7); });
+  fn.gate.wait_inside(1);  // it read row 1 and is held
+  fn.db = 2;
+  c.invalidate(7);
+  auto bulk = std::async(std::launch::async, [&] { return c.get_many(Ids{7, 8}); });
+  while (c.stats().waiting == 0) std::this_thread::sleep_for(1ms);  // it waits for 7...
+  fn.gate.open();
+  CHECK(single.get() == 701);
+  auto rs = bulk.get();
+  CHECK(values_of(rs) == Ids{702, 802});  // ...then computes 7 again
+  CHECK(rs[0].source() == Source::computed);
+  CHECK(c.stats().coalesced == 0);
+  CHECK(fn.calls == 3);
+  CHECK(*c(7) == 702);
+}
+
 TEST_CASE("A single call joins a bulk call's computation", "[bulk]") {
   larder::MemoryStore store;
   CountingFn fn;

@@ -382,6 +382,70 @@ TEST_CASE("A stale memory copy whose shared-tier re-read throws releases the loc
   CHECK(r.source() == larder::Source::computed);
 }
 
+TEST_CASE("An invalidate() during a computation keeps its result out of both tiers",
+          "[bytes][invalidate]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  larder::MemoryStore l1;
+  larder::TieredStore tiered{l1, shared};
+  larder::testing::ReadThenHoldFn fn;
+  larder::Cached c{
+      tiered, "T", "f", [&fn](std::int64_t id) { return fn(id); }, {.ttl = 1h, .clock = &clock}};
+  fn.gate.close();
+  auto before = std::async(std::launch::async, [&] { return c(1); });
+  fn.gate.wait_inside(1);  // it read row 1, holding the key's lock in the shared tier
+  fn.db = 2;
+  c.invalidate(1);
+  fn.gate.open();
+  CHECK(*before.get() == 101);
+  CHECK_FALSE(shared.peek(c.key(1)));  // not written to the shared tier
+  const auto after = c(1);             // nor to memory
+  CHECK(*after == 102);
+  CHECK(after.source() == larder::Source::computed);
+  CHECK(shared.peek(c.key(1)));  // a computation begun later is written
+  CHECK(fn.calls == 2);
+}
+
+namespace {
+/// A byte store over `inner` whose get() waits at `gate` (while closed) after it read the bytes.
+class HeldGet final : public larder::testing::ForwardingByteStore {
+ public:
+  explicit HeldGet(MapByteStore& inner) : ForwardingByteStore{inner} {}
+  std::optional<std::string> get(std::string_view key) override {
+    auto bytes = ForwardingByteStore::get(key);
+    gate.pass();
+    return bytes;
+  }
+  larder::testing::Gate gate;
+};
+}  // namespace
+
+TEST_CASE("A shared-tier read under way when its key is invalidated is not copied into memory",
+          "[bytes][invalidate]") {
+  larder::FakeClock clock;
+  MapByteStore shared{clock};
+  HeldGet held{shared};
+  larder::MemoryStore l1;
+  larder::TieredStore tiered{l1, held};
+  CountingFn fn;
+  larder::Cached c{tiered, "T", "f", wrap(fn), {.ttl = 1h, .clock = &clock}};
+  larder::Cached other{shared, "T", "f", wrap(fn), {.ttl = 1h, .clock = &clock}};
+  CHECK(*other(1) == 10);  // another instance cached row version 0
+  held.gate.close();
+  auto before = std::async(std::launch::async, [&] { return c(1); });
+  held.gate.wait_inside(1);  // it read version 0's bytes
+  fn.offset = 1;
+  c.invalidate(1);  // deletes them from the shared tier; memory has nothing yet
+  held.gate.open();
+  const auto old = before.get();
+  CHECK(*old == 10);
+  CHECK(old.source() == larder::Source::remote);
+  const auto after = c(1);  // memory did not keep version 0
+  CHECK(*after == 11);
+  CHECK(after.source() == larder::Source::computed);
+  CHECK(fn.calls == 2);
+}
+
 TEST_CASE("A Cached over a MemoryStore does not compile its value's codec", "[bytes][codec]") {
   // This file builds only if constructing over a MemoryStore (the constructor class template
   // argument deduction picks for it, and the one named explicitly) compiles neither encode nor

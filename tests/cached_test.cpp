@@ -644,6 +644,96 @@ TEST_CASE("invalidate drops the entry and refresh recomputes", "[cached]") {
   CHECK(*c(2) == 27);  // a failed refresh leaves the entry as it was
 }
 
+TEST_CASE("A computation under way when its key is invalidated stores nothing",
+          "[cached][invalidate][concurrency]") {
+  // The race: a call misses and computes from the row as it was; the row is written and the key
+  // invalidated (nothing is cached yet); the computation ends. Its result must not be cached, or
+  // the row as it was is served until fresh_for runs out.
+  larder::MemoryStore store;
+  larder::testing::ReadThenHoldFn fn;
+  larder::Cached c{store, "T", "f", [&fn](std::int64_t id) { return fn(id); }, {.ttl = 1h}};
+  fn.gate.close();
+  auto before = std::async(std::launch::async, [&] { return c(1); });
+  fn.gate.wait_inside(1);  // it read row 1
+  fn.db = 2;
+  c.invalidate(1);
+  fn.gate.open();
+  CHECK(*before.get() == 101);  // its caller asked before the write
+  const auto after = c(1);
+  CHECK(*after == 102);
+  CHECK(after.source() == larder::Source::computed);
+  CHECK(c(1).source() == larder::Source::memory);  // a computation begun later is stored
+  CHECK(fn.calls == 2);
+}
+
+TEST_CASE("A call after invalidate() is not answered with the invalidated computation",
+          "[cached][invalidate][concurrency]") {
+  larder::MemoryStore store;
+  larder::testing::ReadThenHoldFn fn;
+  larder::Cached c{store, "T", "f", [&fn](std::int64_t id) { return fn(id); }, {.ttl = 1h}};
+  fn.gate.close();
+  auto before = std::async(std::launch::async, [&] { return c(1); });
+  fn.gate.wait_inside(1);
+  fn.db = 2;
+  c.invalidate(1);
+  // It finds the computation under way and waits for it (one computation per key at a time)...
+  auto after = std::async(std::launch::async, [&] { return c(1); });
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (c.stats().waiting < 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  CHECK(c.stats().waiting == 1);
+  fn.gate.open();
+  CHECK(*before.get() == 101);
+  // ...but is not answered with it: that one read row 1, before the write.
+  const auto fresh = after.get();
+  CHECK(*fresh == 102);
+  CHECK(fresh.source() == larder::Source::computed);
+  const auto cached = c(1);
+  CHECK(*cached == 102);
+  CHECK(cached.source() == larder::Source::memory);
+  CHECK(c.stats().coalesced == 0);
+  CHECK(fn.calls == 2);
+}
+
+TEST_CASE("A call that begins after invalidate() returns sees the data that invalidate() followed",
+          "[cached][invalidate][concurrency]") {
+  // A writer bumps a row's version and invalidates, over and over, while readers call: a call
+  // that begins after the writer's invalidate() of version v returned must get v or later,
+  // whether it hits, computes or joins a computation.
+  larder::MemoryStore store;
+  std::atomic<std::int64_t> row{0};
+  larder::Cached c{store, "T", "f", [&row](std::int64_t) {
+                     const std::int64_t v = row.load();
+                     std::this_thread::yield();  // widen the window between reading and storing
+                     return v;
+                   }};
+  std::atomic<std::int64_t> invalidated{0};  // the version whose invalidate() has returned
+  std::atomic<bool> stop{false};
+  std::atomic<int> older{0};
+  std::atomic<long> reads{0};
+  auto reader = [&] {
+    while (!stop.load()) {
+      const std::int64_t floor = invalidated.load();
+      if (*c(1) < floor) ++older;
+      ++reads;
+    }
+  };
+  std::thread r1{reader}, r2{reader};
+  for (std::int64_t v = 1; v <= 3000; ++v) {
+    row = v;
+    c.invalidate(1);
+    invalidated = v;
+    const long target = reads.load() + 2;  // let the readers call in between
+    while (reads.load() < target) std::this_thread::yield();
+  }
+  stop = true;
+  r1.join();
+  r2.join();
+  CHECK(older.load() == 0);
+  CHECK(reads.load() > 0);
+  CHECK(*c(1) == 3000);
+}
+
 TEST_CASE("cache_if: a refused result is returned and shared with waiters, never stored",
           "[cached][cache_if]") {
   larder::MemoryStore store;

@@ -442,6 +442,34 @@ TEST_CASE("Keys whose hashes fold alike are kept apart and removed one by one", 
   CHECK_NOTHROW(store.check_invariants());
 }
 
+TEST_CASE("put_if stores only what admit() allows, and leaves the old entry otherwise",
+          "[memory]") {
+  larder::MemoryStore store{{.max_entries = 100}};
+  using Key = std::tuple<std::int64_t>;
+  const std::uint32_t ns = store.namespace_id<Key, std::int64_t>("put_if");
+  auto eq = [](const Key& key) { return std::get<0>(key) == 1; };
+  const auto now = larder::SystemClock::instance().now();
+  const larder::Stamps stamps{now, now + 1h, now + 1h};
+  int asked = 0;
+  auto put = [&](std::int64_t v, bool allow) {
+    return store.put_if<Key, std::int64_t>(
+        ns, 1, eq, Key{1}, std::make_shared<const std::int64_t>(v), stamps, [&]() noexcept {
+          ++asked;
+          return allow;
+        });
+  };
+  CHECK_FALSE(put(10, false));
+  CHECK_FALSE(store.find<Key, std::int64_t>(ns, 1, eq, now));
+  CHECK(put(20, true));
+  CHECK_FALSE(put(30, false));
+  const auto found = store.find<Key, std::int64_t>(ns, 1, eq, now);
+  REQUIRE(found);
+  CHECK(*found->value == 20);
+  CHECK(asked == 3);
+  CHECK(store.size() == 1);
+  CHECK_NOTHROW(store.check_invariants());
+}
+
 TEST_CASE("MemoryStore refuses a namespace id it did not hand out for those types", "[memory]") {
   larder::MemoryStore store;
   using Key = std::tuple<std::int64_t>;

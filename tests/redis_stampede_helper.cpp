@@ -57,6 +57,11 @@ int main(int argc, char** argv) {
                         compute,
                         {.ttl = 1min, .cold_wait = 30s, .lock_lease = 30s, .lock_poll = 5ms}};
 
+  // Subscribed before the stampede: the subscription's flush would refuse the store of the one
+  // computation under way, and the other processes would then compute too.
+  const auto subscribe_by = std::chrono::steady_clock::now() + 20s;
+  while (!redis.stats().bus_subscribed && std::chrono::steady_clock::now() < subscribe_by)
+    std::this_thread::sleep_for(1ms);
   std::ofstream{dir / ("ready." + std::to_string(::getpid()))} << "ready\n";
   while (!std::filesystem::exists(dir / "go")) std::this_thread::sleep_for(1ms);
 

@@ -186,6 +186,16 @@ int main(int argc, char** argv) {
       return new httplib::ThreadPool(static_cast<std::size_t>(threads));
     };
     service.install(server);
+#ifdef LARDER_API_REDIS
+    // Serve once this instance hears the others' invalidations: until its subscription is in, it
+    // does not, and the subscription's flush refuses to store what is being computed at that
+    // moment (docs/redis.md, "Invalidation across instances"). Bounded: Redis may be down.
+    if (redis) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{2};
+      while (!redis->stats().bus_subscribed && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds{1});
+    }
+#endif
 
     int port = args.port;
     if (port == 0) {

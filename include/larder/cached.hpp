@@ -33,6 +33,7 @@
 #include "larder/detail/key_codec.hpp"
 #include "larder/detail/single_flight.hpp"
 #include "larder/detail/striped_counter.hpp"
+#include "larder/detail/write_fence.hpp"
 #include "larder/error.hpp"
 #include "larder/executor.hpp"
 #include "larder/key.hpp"
@@ -221,9 +222,8 @@ class Cached<Fn, detail::Signature<R, A...>> {
       // A fixed key's hash: instances agree on key hashes only where they agree on this.
       hash_check_ = hash_of(std::int64_t{0x6c61726465720001}, std::string_view{"larder"}, 0.5);
       if (mem_)
-        bus_id_ = bus_->subscribe(
-            InvalidationBus::Listener{head_, hash_check_, [this](std::uint64_t h) { drop_hash(h); },
-                                      [this] { mem_->erase_namespace(ns_); }});
+        bus_id_ = bus_->subscribe(InvalidationBus::Listener{
+            head_, hash_check_, [this](std::uint64_t h) { drop_hash(h); }, [this] { drop_all(); }});
     }
   }
 
@@ -297,11 +297,20 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
   /// Drops the entry from every tier, and, when the store has an invalidation bus (TieredStore
   /// over RedisStore), from the other instances' memory tiers (a failed publish is counted as a
-  /// store error, never thrown). A computation already under way may still store its result.
+  /// store error, never thrown).
+  ///
+  /// A computation of the key already under way (it may have read the data before the write that
+  /// prompted this call) stores nothing: its result goes only to the calls that were waiting for
+  /// it before. A call that begins after invalidate() returns is not answered with it: if it
+  /// finds that computation under way, it waits for it to end (one computation per key at a time)
+  /// and then computes. (Across instances the same holds once the bus message arrives: a
+  /// computation that stored its value before then is dropped from the other memory tiers by the
+  /// message, but may stay in the shared tier.)
   void invalidate(detail::param_t<A>... args) {
     with_parts(
         [&](const auto& id, const auto&... params) {
           Call call = make_call(hash_of(id, params...), id, params...);
+          fence_.invalidate(call.hash);  // first: see detail/write_fence.hpp
           erase_everywhere(call);
           broadcast(call);
         },
@@ -319,7 +328,10 @@ class Cached<Fn, detail::Signature<R, A...>> {
         [&](const auto& id, const auto&... params) -> result_type {
           Call call = make_call(hash_of(id, params...), id, params...);
           for (;;) {
-            auto ticket = flights_.join(call.flight_key());
+            // Taken anew each time: an invalidate() while it waited for another computation is
+            // older than its own, and must not refuse its store.
+            call.ticket = fence_.ticket(call.hash);
+            auto ticket = flights_.join(call.flight_key(), call.ticket);
             if (ticket.leader) {
               RefreshWrite write{&call};
               result_type r = compute_and_store(call, ticket.leader, std::nullopt, args...);
@@ -469,6 +481,9 @@ class Cached<Fn, detail::Signature<R, A...>> {
     std::uint64_t hash;
     Key stored_key;
     const Cached* owner;
+    // Taken when the call began (before it read the shared tier or computed): what it stores is
+    // refused if the key was invalidated since (detail/write_fence.hpp).
+    detail::WriteFence::Ticket ticket;
     mutable std::string rendered{};  // key(), once rendered (never empty then: it has the head)
     mutable std::string identity{};  // when key() is hashed: the whole rendered key; else empty
 
@@ -492,7 +507,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
 
   template <class Id, class... P>
   Call make_call(std::uint64_t h, const Id& id, const P&... params) const {
-    Call call{h, make_key(id, params...), this};
+    Call call{h, make_key(id, params...), this, fence_.ticket(h)};
     if (bytes_) (void)call.key();  // the byte store keys by it
     return call;
   }
@@ -666,16 +681,25 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// Nothing usable in memory: look in the shared tier, else compute (once). Kept out of line (as
   /// on_stale_probe is), so that the hit path in operator() stays small.
   [[gnu::noinline]] result_type on_miss(Call call, TimePoint now, detail::param_t<A>... args) {
-    auto ticket = flights_.join(call.flight_key());
-    if (!ticket.leader) return wait_for_other(call, *ticket.flight, now);
-    typename Flights::Leader& leader = ticket.leader;
-    try {
-      return lead_miss(std::move(call), leader, now, args...);
-    } catch (...) {
-      // What stopped this leader (a ColdCacheError after waiting for another process, say) is
-      // what its waiters get, rather than the Leader guard's "computation abandoned".
-      leader.fail(std::current_exception());  // nothing if it ended the flight already
-      throw;
+    for (;;) {
+      auto ticket = flights_.join(call.flight_key(), call.ticket);
+      if (!ticket.leader) {
+        if (auto r = wait_for_other(call, *ticket.flight, now)) return std::move(*r);
+        // That computation began before an invalidation this call followed: compute anew (its
+        // flight has ended), reading the data as of now.
+        call.ticket = fence_.ticket(call.hash);
+        now = clock_->now();
+        continue;
+      }
+      typename Flights::Leader& leader = ticket.leader;
+      try {
+        return lead_miss(std::move(call), leader, now, args...);
+      } catch (...) {
+        // What stopped this leader (a ColdCacheError after waiting for another process, say) is
+        // what its waiters get, rather than the Leader guard's "computation abandoned".
+        leader.fail(std::current_exception());  // nothing if it ended the flight already
+        throw;
+      }
     }
   }
 
@@ -710,8 +734,12 @@ class Cached<Fn, detail::Signature<R, A...>> {
     return compute_and_store(call, leader, std::nullopt, args...);
   }
 
-  /// Another caller in this process is computing the key: wait for it, or refuse to.
-  result_type wait_for_other(const Call& call, typename Flights::Flight& flight, TimePoint now) {
+  /// Another caller in this process is computing the key: wait for it, or refuse to. Nothing if
+  /// that computation's value may predate the data this call must see: it began before an
+  /// invalidation of the key that this call followed (the flight's tag, its creator's ticket, is
+  /// not this call's ticket). The caller then computes anew.
+  std::optional<result_type> wait_for_other(const Call& call, typename Flights::Flight& flight,
+                                            TimePoint now) {
     if (opts_.on_cold == OnCold::fail_fast) throw cold_refusal(call, "caller", false);
     waiting_.fetch_add(1, std::memory_order_relaxed);
     const bool done = flight.wait_for(opts_.cold_wait);
@@ -728,6 +756,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
         throw;
       }
     }
+    if (flight.tag != call.ticket) return std::nullopt;
     coalesced_.add();
     return result_type{flight.value, Source::coalesced, !flight.stamps.fresh(now),
                        flight.stamps.written, now};
@@ -736,7 +765,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// A stale entry (memory or remote): serve it, and have exactly one caller or task recompute it.
   result_type on_stale(Call call, Found<value_type> stale, Source source, TimePoint now,
                        detail::param_t<A>... args) {
-    auto leader = flights_.try_lead(call.flight_key());
+    auto leader = flights_.try_lead(call.flight_key(), call.ticket);
     if (!leader) {  // somebody in this process is refreshing it already
       stale_serves_.add();
       return result_type{std::move(stale.value), source, true, stale.stamps.written, now};
@@ -1034,15 +1063,18 @@ class Cached<Fn, detail::Signature<R, A...>> {
   // ---- tiers
   // -------------------------------------------------------------------------------------
 
-  /// Stores the value in the memory tier. Never throws: a value that cannot be stored (out of
-  /// memory, a larder_weight that throws) is counted and reported as a store error, and the call
-  /// goes on with its value, as it does when the shared tier fails.
+  /// Stores the value in the memory tier, unless the key was invalidated since the call began
+  /// (Call::ticket). Never throws: a value that cannot be stored (out of memory, a larder_weight
+  /// that throws) is counted and reported as a store error, and the call goes on with its value,
+  /// as it does when the shared tier fails.
   void fill_memory(const Call& call, const std::shared_ptr<const value_type>& value,
                    const Stamps& stamps) noexcept {
     if (!mem_) return;
     try {
       auto eq = [&](const Key& k) { return stored_equal(k, call.stored_key); };
-      mem_->template put<Key, value_type>(ns_, call.hash, eq, call.stored_key, value, stamps);
+      auto current = [&]() noexcept { return fence_.valid(call.hash, call.ticket); };
+      mem_->template put_if<Key, value_type>(ns_, call.hash, eq, call.stored_key, value, stamps,
+                                             current);
     } catch (...) {
       store_errors_.add();
       try {
@@ -1102,9 +1134,11 @@ class Cached<Fn, detail::Signature<R, A...>> {
     }
   };
 
+  /// Writes the value to the shared tier, unless the key was invalidated since the call began
+  /// (Call::ticket); if it is invalidated while the write is under way, deletes it again.
   void write_remote(const Call& call, const value_type& value, const Stamps& stamps) {
     if constexpr (Encodable<value_type>) {
-      if (!bytes_ || !bytes_->available()) return;
+      if (!bytes_ || !bytes_->available() || !fence_.valid(call.hash, call.ticket)) return;
       const std::string& key = call.key();
       // The payload carries the call's whole key: a reader whose hashed key collides with this
       // one's rejects it (DecodeError: a miss), never serves it. A value the codec refuses (a
@@ -1129,10 +1163,18 @@ class Cached<Fn, detail::Signature<R, A...>> {
         const auto ttl =
             std::chrono::duration_cast<std::chrono::milliseconds>(stamps.expires - stamps.written);
         bytes_->set(key, payload, std::max(ttl, std::chrono::milliseconds{1}));
-        if (RefreshWrite* w = RefreshWrite::of(call)) w->written = true;
       } catch (const StoreError& e) {
         store_error(key, e);
+        return;
       }
+      // An invalidate() between the check above and the write may have deleted the key before
+      // the write landed: then this deletes it. (The check is a store lock's job in the memory
+      // tier; the shared tier has none.)
+      if (!fence_.valid(call.hash, call.ticket)) {
+        erase_remote(key, /*refresh=*/false);
+        return;
+      }
+      if (RefreshWrite* w = RefreshWrite::of(call)) w->written = true;
     } else {
       (void)call;
       (void)value;
@@ -1182,9 +1224,17 @@ class Cached<Fn, detail::Signature<R, A...>> {
   /// From the bus: another instance invalidated a key with this hash. Drops every entry with that
   /// hash, unseen (the bus carries no key: a collision drops one more entry, which is harmless).
   void drop_hash(std::uint64_t h) {
+    fence_.invalidate(h);  // as invalidate() does: a computation under way stores nothing
     auto any = [](const Key&) { return true; };
     while (mem_->template erase<Key, value_type>(ns_, h, any)) {
     }
+  }
+
+  /// From the bus: this instance may have missed invalidations (its subscription was lost). Drops
+  /// every entry of this function, as if each key were invalidated.
+  void drop_all() {
+    fence_.invalidate_all();
+    mem_->erase_namespace(ns_);
   }
 
   /// Called from destructors (RemoteUnlock, HeldLocks): never throws. A failure is a store error;
@@ -1533,7 +1583,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
     led.reserve(misses.size());
     joined.reserve(misses.size());
     for (const BulkMiss& m : misses) {
-      auto ticket = flights_.join(m.call.flight_key());
+      auto ticket = flights_.join(m.call.flight_key(), m.call.ticket);
       if (!ticket.leader) {
         joined.emplace_back(&m, std::move(ticket.flight));
         continue;
@@ -1571,7 +1621,15 @@ class Cached<Fn, detail::Signature<R, A...>> {
     //    or copy the duplicates.
     for (auto& [m, flight] : joined) {
       try {
-        out[m->index].emplace(wait_for_other(m->call, *flight, now));
+        if (auto r = wait_for_other(m->call, *flight, now)) {
+          out[m->index].emplace(std::move(*r));
+        } else {  // computed before an invalidation this call followed: this key as a single call
+          Call call = m->call;
+          call.ticket = fence_.ticket(call.hash);
+          with_bulk_args(entities[m->index], held, [&](const auto&... args) {
+            out[m->index].emplace(on_miss(std::move(call), clock_->now(), args...));
+          });
+        }
       } catch (...) {
         if (!first_error) first_error = std::current_exception();
       }
@@ -1725,6 +1783,7 @@ class Cached<Fn, detail::Signature<R, A...>> {
   std::uint64_t bus_id_ = 0;        // our listener on bus_ (0: none)
   std::uint64_t hash_check_ = 0;    // see InvalidationBus::Listener::hash_check
   Flights flights_;
+  detail::WriteFence fence_;  // see invalidate()
 
   detail::StripedCounter hits_, misses_, stale_serves_, stale_on_error_, loads_, load_failures_,
       coalesced_, coalesced_failures_, cold_rejections_, store_errors_, decode_errors_,

@@ -50,6 +50,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <typeindex>
 #include <unordered_map>
 #include <utility>
@@ -197,6 +198,21 @@ class MemoryStore final : public Store {
   template <class K, class V, class Eq>
   void put(std::uint32_t ns, std::uint64_t hash, const Eq& eq, K key,
            std::shared_ptr<const V> value, const Stamps& stamps) {
+    put_if(ns, hash, eq, std::move(key), std::move(value), stamps, []() noexcept { return true; });
+  }
+
+  /// put(), if admit() returns true; else stores nothing and leaves the key's entry as it is.
+  /// admit() runs under the lock that erase() of the same key takes, so an erase either removes
+  /// what this put stored or happens before admit() is asked: Cached asks "was this key
+  /// invalidated since the value was computed?", so that an invalidate() that comes while a
+  /// computation runs keeps its result out. admit() must be short, must not throw and must not
+  /// call into any MemoryStore. Returns whether admit() allowed the put (an entry heavier than
+  /// max_weight is refused before admit() is asked: false).
+  template <class K, class V, class Eq, class Admit>
+  bool put_if(std::uint32_t ns, std::uint64_t hash, const Eq& eq, K key,
+              std::shared_ptr<const V> value, const Stamps& stamps, const Admit& admit) {
+    static_assert(std::is_nothrow_invocable_r_v<bool, const Admit&>,
+                  "MemoryStore::put_if: admit() must be callable as bool() noexcept");
     if (destroyer(ns) != &TypedNode<K, V>::destroy)
       throw std::invalid_argument(
           "larder::MemoryStore::put: the namespace id was not registered with these key and value "
@@ -205,10 +221,11 @@ class MemoryStore final : public Store {
     if (options_.max_weight != 0 && weight > options_.max_weight) {
       rejected_.fetch_add(1, std::memory_order_relaxed);
       erase<K, V>(ns, hash, eq);
-      return;
+      return false;
     }
     const std::uint32_t h = fold_hash(hash);
-    auto* node = new TypedNode<K, V>(ns, h, stamps, std::move(key), std::move(value));
+    auto owned = std::make_unique<TypedNode<K, V>>(ns, h, stamps, std::move(key), std::move(value));
+    TypedNode<K, V>* const node = owned.get();
     node->weight = weight;
     // Between the shard lock and the policy lock, another thread may evict and retire `old`: the
     // guard keeps it alive until this call is done with it. (`node` needs no guard: until it is
@@ -219,12 +236,14 @@ class MemoryStore final : public Store {
     Shard& s = shard_of(h);
     {
       std::lock_guard lock{s.mutex};
+      if (!admit()) return false;  // `node` was never linked: `owned` deletes it
       old = find_locked<K, V>(s, ns, h, eq);
       if (old != nullptr) {
         replace_locked(s, old, node);
       } else {
         link_locked(s, node);
       }
+      owned.release();  // the table's now
       // Grow at load factor 3/4: a chain hop is a cache miss on the hit path.
       const std::size_t buckets = s.table.load(std::memory_order_relaxed)->mask + 1;
       if (s.count.load(std::memory_order_relaxed) * 4 > buckets * 3) {
@@ -249,7 +268,7 @@ class MemoryStore final : public Store {
           std::lock_guard lock{policy_mutex_, std::adopt_lock};
           drain_writes_locked();
         }
-        return;
+        return true;
       }
       policy_mutex_.lock();
     }
@@ -271,6 +290,7 @@ class MemoryStore final : public Store {
     guard.leave();
     if (retired_.size() >= reclaim_at_ || calendar_due(stamps.written))
       maintain_locked(stamps.written);
+    return true;
   }
 
   /// Removes the entry; true if there was one.

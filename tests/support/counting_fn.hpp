@@ -32,4 +32,19 @@ struct CountingFn {
   void wait_inside(int n) { gate.wait_inside(n); }
 };
 
+/// A function that reads its "row" (`db`) first and then, on its first call only, waits at its
+/// gate while closed: a computation that read the data before a write it is still computing when
+/// the write's invalidation comes. Returns id * 100 + what it read.
+struct ReadThenHoldFn {
+  std::atomic<std::int64_t> db{1};
+  std::atomic<int> calls{0};
+  Gate gate;
+
+  std::int64_t operator()(std::int64_t id) {
+    const std::int64_t row = db.load();
+    if (calls++ == 0) gate.pass();
+    return id * 100 + row;
+  }
+};
+
 }  // namespace larder::testing

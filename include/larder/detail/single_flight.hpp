@@ -5,6 +5,10 @@
 // caller that finds a stale value calls try_lead(key): it gets a Leader for a refresh only if
 // nobody is computing that key, and otherwise is served the stale value at once.
 //
+// Invalidation. A flight carries the tag its creator passed (Cached: its write-fence ticket), so
+// that a waiter can tell a computation that began before an invalidation it followed, and compute
+// anew after it (one computation per key at a time still holds: the flight has ended by then).
+//
 // Failure. The leader always completes its flight, with a value or with the exception its
 // computation threw. Waiters rethrow that exception; nothing is cached; the flight is removed
 // before waiters wake, so the next call starts a new computation. The table creates a flight and
@@ -45,9 +49,14 @@ template <class V, class K = std::string, class Hash = std::hash<K>, class Eq = 
 class SingleFlight {
  public:
   struct Flight {
-    explicit Flight(K k) noexcept(std::is_nothrow_move_constructible_v<K>) : key{std::move(k)} {}
+    Flight(K k, std::uint64_t t) noexcept(std::is_nothrow_move_constructible_v<K>)
+        : key{std::move(k)}, tag{t} {}
 
     const K key;  // its entry in the table, which the leader removes
+    // What the caller that created it passed to join() or try_lead(): Cached's write-fence
+    // ticket, which tells a waiter whether the computation began before an invalidation that the
+    // waiter followed.
+    const std::uint64_t tag;
     std::mutex mutex;
     std::condition_variable cv;
     bool done = false;
@@ -136,23 +145,23 @@ class SingleFlight {
     Leader leader;     // non-empty when this caller leads the flight
   };
 
-  /// Joins the flight for key, creating it (and leading it) if there is none.
-  Ticket join(K key) {
+  /// Joins the flight for key, creating it (and leading it, tagged `tag`) if there is none.
+  Ticket join(K key, std::uint64_t tag = 0) {
     Shard& s = shard_of(key);
     std::lock_guard lock{s.mutex};
     auto [it, inserted] = s.flights.try_emplace(key);
     if (!inserted) return {it->second, Leader{}};
-    it->second = new_flight(s, it, std::move(key));
+    it->second = new_flight(s, it, std::move(key), tag);
     return {it->second, Leader{*this, it->second}};
   }
 
-  /// Leads a new flight for key, or returns an empty Leader if one is under way.
-  Leader try_lead(K key) {
+  /// Leads a new flight for key, tagged `tag`, or returns an empty Leader if one is under way.
+  Leader try_lead(K key, std::uint64_t tag = 0) {
     Shard& s = shard_of(key);
     std::lock_guard lock{s.mutex};
     auto [it, inserted] = s.flights.try_emplace(key);
     if (!inserted) return {};
-    it->second = new_flight(s, it, std::move(key));
+    it->second = new_flight(s, it, std::move(key), tag);
     return Leader{*this, it->second};
   }
 
@@ -188,9 +197,9 @@ class SingleFlight {
   /// (left with a null flight, the next caller of the key would wait on nothing) and
   /// std::bad_alloc propagates.
   template <class Shard, class It>
-  static FlightPtr new_flight(Shard& s, It it, K&& key) {
+  static FlightPtr new_flight(Shard& s, It it, K&& key, std::uint64_t tag) {
     try {
-      return std::make_shared<Flight>(std::move(key));
+      return std::make_shared<Flight>(std::move(key), tag);
     } catch (...) {
       s.flights.erase(it);
       throw;
