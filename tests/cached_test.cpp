@@ -644,46 +644,56 @@ TEST_CASE("invalidate drops the entry and refresh recomputes", "[cached]") {
   CHECK(*c(2) == 27);  // a failed refresh leaves the entry as it was
 }
 
-TEST_CASE("A computation under way when its key is invalidated stores nothing",
-          "[cached][invalidate][concurrency]") {
-  // The race: a call misses and computes from the row as it was; the row is written and the key
-  // invalidated (nothing is cached yet); the computation ends. Its result must not be cached, or
-  // the row as it was is served until fresh_for runs out.
+namespace {
+/// The race of an invalidate() during a computation, set up: the first computation of key 1 read
+/// row 1 and is held in the function; then the row is written (row 2) and the key invalidated.
+/// The destructor lets the held computation go, so a failed check cannot leave it waiting.
+struct InvalidatedWhileComputing {
+  struct Forward {
+    larder::testing::ReadThenHoldFn* fn;
+    std::int64_t operator()(std::int64_t id) const { return (*fn)(id); }
+  };
   larder::MemoryStore store;
   larder::testing::ReadThenHoldFn fn;
-  larder::Cached c{store, "T", "f", [&fn](std::int64_t id) { return fn(id); }, {.ttl = 1h}};
-  fn.gate.close();
-  auto before = std::async(std::launch::async, [&] { return c(1); });
-  fn.gate.wait_inside(1);  // it read row 1
-  fn.db = 2;
-  c.invalidate(1);
-  fn.gate.open();
-  CHECK(*before.get() == 101);  // its caller asked before the write
-  const auto after = c(1);
+  larder::Cached<Forward> c{store, "T", "f", Forward{&fn}, {.ttl = 1h}};
+  std::future<larder::Result<std::int64_t>> before;  // the held call
+
+  InvalidatedWhileComputing() {
+    fn.gate.close();
+    before = std::async(std::launch::async, [this] { return c(1); });
+    fn.gate.wait_inside(1);
+    fn.db = 2;
+    c.invalidate(1);
+  }
+  ~InvalidatedWhileComputing() { fn.gate.open(); }
+};
+}  // namespace
+
+TEST_CASE("A computation under way when its key is invalidated stores nothing",
+          "[cached][invalidate][concurrency]") {
+  // Its result must not be cached, or the row as it was is served until fresh_for runs out.
+  InvalidatedWhileComputing race;
+  race.fn.gate.open();
+  CHECK(*race.before.get() == 101);  // its caller asked before the write
+  const auto after = race.c(1);
   CHECK(*after == 102);
   CHECK(after.source() == larder::Source::computed);
-  CHECK(c(1).source() == larder::Source::memory);  // a computation begun later is stored
-  CHECK(fn.calls == 2);
+  CHECK(race.c(1).source() == larder::Source::memory);  // a computation begun later is stored
+  CHECK(race.fn.calls == 2);
 }
 
 TEST_CASE("A call after invalidate() is not answered with the invalidated computation",
           "[cached][invalidate][concurrency]") {
-  larder::MemoryStore store;
-  larder::testing::ReadThenHoldFn fn;
-  larder::Cached c{store, "T", "f", [&fn](std::int64_t id) { return fn(id); }, {.ttl = 1h}};
-  fn.gate.close();
-  auto before = std::async(std::launch::async, [&] { return c(1); });
-  fn.gate.wait_inside(1);
-  fn.db = 2;
-  c.invalidate(1);
+  InvalidatedWhileComputing race;
+  auto& c = race.c;
   // It finds the computation under way and waits for it (one computation per key at a time)...
   auto after = std::async(std::launch::async, [&] { return c(1); });
   const auto deadline = std::chrono::steady_clock::now() + 10s;
   while (c.stats().waiting < 1 && std::chrono::steady_clock::now() < deadline)
     std::this_thread::yield();
   CHECK(c.stats().waiting == 1);
-  fn.gate.open();
-  CHECK(*before.get() == 101);
+  race.fn.gate.open();
+  CHECK(*race.before.get() == 101);
   // ...but is not answered with it: that one read row 1, before the write.
   const auto fresh = after.get();
   CHECK(*fresh == 102);
@@ -692,7 +702,7 @@ TEST_CASE("A call after invalidate() is not answered with the invalidated comput
   CHECK(*cached == 102);
   CHECK(cached.source() == larder::Source::memory);
   CHECK(c.stats().coalesced == 0);
-  CHECK(fn.calls == 2);
+  CHECK(race.fn.calls == 2);
 }
 
 TEST_CASE("A call that begins after invalidate() returns sees the data that invalidate() followed",
